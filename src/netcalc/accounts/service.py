@@ -1,0 +1,247 @@
+"""Accounts and their client credentials: create, list, revoke, rotate.
+
+Used by the CLI and the web console; every change is committed before the
+call returns, so the token endpoint and the bearer guard see it at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from netcalc.accounts.passwords import hash_password
+from netcalc.accounts.tables import accounts, credentials
+from netcalc.auth.client_secrets import hash_secret, new_client_id, new_client_secret
+from netcalc.auth.scopes import check_known
+from netcalc.db import new_id, utcnow
+from netcalc.errors import InvalidScope, NotFound, UsageError, quoted
+
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{1,63}")
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """A client secret just generated: the only time it is ever shown."""
+
+    client_id: str
+    client_secret: str
+    previous_secret_expires_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        expires = self.previous_secret_expires_at
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "previous_secret_expires_at": expires.isoformat() if expires else None,
+        }
+
+
+def normalise_email(email: str) -> str:
+    """The email as stored: trimmed, lower-cased, and of a plausible shape."""
+    cleaned = email.strip().lower()
+    if _EMAIL.fullmatch(cleaned) is None:
+        raise UsageError(f"{quoted(email)} is not an email address.")
+    return cleaned
+
+
+async def create_account(engine: AsyncEngine, email: str, password: str) -> str:
+    """Create an account and return its id; the email must be new."""
+    values = {
+        "id": new_id(),
+        "email": normalise_email(email),
+        "password_hash": hash_password(password),
+        "disabled": False,
+        "created_at": utcnow(),
+    }
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(accounts.insert().values(**values))
+    except IntegrityError:
+        raise UsageError(f"An account for {values['email']} already exists.") from None
+    return str(values["id"])
+
+
+async def find_account(engine: AsyncEngine, email: str) -> dict[str, Any] | None:
+    """The account with this email, or None."""
+    query = select(accounts).where(accounts.c.email == email.strip().lower())
+    async with engine.connect() as connection:
+        row = (await connection.execute(query)).mappings().one_or_none()
+    return dict(row) if row else None
+
+
+async def account_id_for(engine: AsyncEngine, email: str) -> str:
+    """The id of the account with this email, or a UsageError naming it."""
+    account = await find_account(engine, email)
+    if account is None:
+        raise UsageError(
+            f"No account has the email {quoted(email)}; "
+            "create it with 'netcalc accounts create'."
+        )
+    return str(account["id"])
+
+
+async def count_accounts(engine: AsyncEngine) -> int:
+    """How many accounts exist."""
+    async with engine.connect() as connection:
+        return int(
+            (
+                await connection.execute(select(func.count()).select_from(accounts))
+            ).scalar_one()
+        )
+
+
+async def create_credentials(
+    engine: AsyncEngine,
+    hash_key: bytes,
+    account_id: str,
+    *,
+    name: str,
+    scopes: tuple[str, ...] = (),
+    token_ttl: int | None = None,
+    max_ttl: int,
+) -> IssuedSecret:
+    """Generate credentials for an account; the secret is returned once."""
+    _check_credentials(name, scopes, token_ttl, max_ttl)
+    client_id, secret = new_client_id(), new_client_secret()
+    async with engine.begin() as connection:
+        await connection.execute(
+            credentials.insert().values(
+                client_id=client_id,
+                account_id=account_id,
+                name=name,
+                scopes=" ".join(scopes),
+                token_ttl=token_ttl,
+                secret_hash=hash_secret(hash_key, secret),
+                created_at=utcnow(),
+            )
+        )
+    return IssuedSecret(client_id, secret)
+
+
+def _check_credentials(
+    name: str, scopes: tuple[str, ...], token_ttl: int | None, max_ttl: int
+) -> None:
+    if not name.strip() or len(name) > 100:
+        raise UsageError("A credentials name needs 1 to 100 characters.")
+    try:
+        check_known(scopes)
+    except InvalidScope as exc:
+        raise UsageError(f"{exc} Known scopes: subnets:read, subnets:write.") from exc
+    if token_ttl is not None and not 1 <= token_ttl <= max_ttl:
+        raise UsageError(f"A token lifetime must be 1 to {max_ttl} seconds.")
+
+
+async def list_credentials(
+    engine: AsyncEngine, account_id: str
+) -> list[dict[str, Any]]:
+    """The account's credentials, oldest first, without any secret hash."""
+    query = (
+        select(
+            credentials.c.client_id,
+            credentials.c.name,
+            credentials.c.scopes,
+            credentials.c.token_ttl,
+            credentials.c.created_at,
+            credentials.c.last_used_at,
+            credentials.c.revoked_at,
+            credentials.c.previous_secret_expires_at,
+        )
+        .where(credentials.c.account_id == account_id)
+        .order_by(credentials.c.created_at, credentials.c.client_id)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return [_present(row) for row in rows]
+
+
+def _present(row: Any) -> dict[str, Any]:
+    def stamp(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "client_id": row["client_id"],
+        "name": row["name"],
+        "scopes": row["scopes"].split(),
+        "token_ttl": row["token_ttl"],
+        "status": "revoked" if row["revoked_at"] else "active",
+        "created_at": stamp(row["created_at"]),
+        "last_used_at": stamp(row["last_used_at"]),
+        "revoked_at": stamp(row["revoked_at"]),
+        "previous_secret_expires_at": stamp(row["previous_secret_expires_at"]),
+    }
+
+
+async def revoke_credentials(
+    engine: AsyncEngine, client_id: str, account_id: str | None = None
+) -> None:
+    """Revoke credentials at once; with `account_id`, only that account's."""
+    statement = (
+        update(credentials)
+        .where(credentials.c.client_id == client_id, credentials.c.revoked_at.is_(None))
+        .values(
+            revoked_at=utcnow(),
+            previous_secret_hash=None,
+            previous_secret_expires_at=None,
+        )
+    )
+    if account_id is not None:
+        statement = statement.where(credentials.c.account_id == account_id)
+    async with engine.begin() as connection:
+        result = await connection.execute(statement)
+    if result.rowcount == 0:
+        await _require_credentials(engine, client_id, account_id)
+
+
+async def _require_credentials(
+    engine: AsyncEngine, client_id: str, account_id: str | None
+) -> dict[str, Any]:
+    query = select(credentials.c.revoked_at, credentials.c.account_id).where(
+        credentials.c.client_id == client_id
+    )
+    async with engine.connect() as connection:
+        row = (await connection.execute(query)).mappings().one_or_none()
+    if row is None or account_id not in (None, row["account_id"]):
+        raise NotFound(f"No credentials have the client id {quoted(client_id)}.")
+    return dict(row)
+
+
+async def rotate_credentials(
+    engine: AsyncEngine,
+    hash_key: bytes,
+    client_id: str,
+    *,
+    grace: int,
+    account_id: str | None = None,
+) -> IssuedSecret:
+    """Issue a new secret; the old one keeps working for `grace` seconds.
+
+    A grace of 0 ends the old secret at once. Rotating again during a grace
+    period ends the older secret's grace: at most two secrets ever work.
+    """
+    if grace < 0:
+        raise UsageError("The grace period cannot be negative.")
+    current = await _require_credentials(engine, client_id, account_id)
+    if current["revoked_at"] is not None:
+        raise UsageError("Revoked credentials cannot be rotated; create new ones.")
+    secret = new_client_secret()
+    expires = utcnow() + timedelta(seconds=grace) if grace else None
+    statement = (
+        update(credentials)
+        .where(credentials.c.client_id == client_id, credentials.c.revoked_at.is_(None))
+        .values(
+            previous_secret_hash=credentials.c.secret_hash if grace else None,
+            previous_secret_expires_at=expires,
+            secret_hash=hash_secret(hash_key, secret),
+        )
+    )
+    async with engine.begin() as connection:
+        result = await connection.execute(statement)
+    if result.rowcount == 0:
+        raise UsageError("The credentials were revoked while rotating.")
+    return IssuedSecret(client_id, secret, expires)

@@ -1,0 +1,40 @@
+"""Tables of accounts and the client credentials they own."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
+
+from netcalc.db import UTCDateTime, metadata
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column(
+        "account_id",
+        String(32),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", String(100), nullable=False),
+    # Space-separated scopes; empty means every account scope (CONTRACT §3).
+    Column("scopes", String(500), nullable=False, default=""),
+    Column("token_ttl", Integer, nullable=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("previous_secret_hash", String(64), nullable=True),
+    Column("previous_secret_expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)

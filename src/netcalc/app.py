@@ -1,0 +1,90 @@
+"""The application factory: routers, error handling and the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.responses import Response
+
+from netcalc import auth, calculator, subnets
+from netcalc.auth.store import purge_expired_revocations
+from netcalc.errors import UnexpectedError
+from netcalc.observe import configure_logging
+from netcalc.responses import error_body, install_error_handlers, ok
+from netcalc.runtime import Runtime
+from netcalc.settings import Settings, load_settings
+
+logger = logging.getLogger("netcalc")
+
+
+async def _maintain(runtime: Runtime) -> None:
+    """Keep keys in step with other instances and drop stale revocations."""
+    while True:
+        await asyncio.sleep(runtime.settings.key_refresh_seconds)
+        try:
+            await runtime.keys.refresh()
+            await purge_expired_revocations(runtime.engine)
+        except Exception:
+            logger.exception("periodic maintenance failed; retrying later")
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: Runtime = app.state.runtime
+    await runtime.keys.start()
+    runtime.usage.start()
+    maintenance = asyncio.create_task(_maintain(runtime))
+    try:
+        yield
+    finally:
+        maintenance.cancel()
+        await asyncio.gather(maintenance, return_exceptions=True)
+        await runtime.usage.stop()
+        await runtime.engine.dispose()
+
+
+def _operations(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return ok()
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        try:
+            async with request.app.state.runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            logger.exception("readiness check could not reach the database")
+            return error_body(UnexpectedError("The database is not reachable."))
+        return ok()
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the netcalc ASGI app; the database must already be migrated."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="netcalc",
+        version="0.1.0",
+        lifespan=_lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.runtime = Runtime.build(settings)
+    install_error_handlers(app)
+    app.include_router(auth.router)
+    app.include_router(subnets.router)
+    app.include_router(calculator.router)
+    _operations(app)
+    return app

@@ -1,0 +1,80 @@
+"""Client ids and client secrets: their format, generation and hashing.
+
+A client secret reads `ncs_<43 base62 chars><6 base62 chars>`: the prefix lets
+secret scanners find leaked ones, the body holds 256 random bits, and the tail
+is a CRC32 checksum of the rest, so a mistyped or truncated secret is refused
+without a database read. Only an HMAC-SHA256 of the secret is stored; secrets
+are random, so a fast keyed hash is as strong as a slow one here.
+
+This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import zlib
+from hashlib import sha256
+
+CLIENT_ID_PREFIX = "nci_"
+"""Marks a client id; 32 hex digits (128 random bits) follow."""
+
+SECRET_PREFIX = "ncs_"
+"""Marks a client secret, so scanners can recognise leaked ones."""
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BODY_LENGTH = 43  # 62**43 > 2**256
+_CHECKSUM_LENGTH = 6  # 62**6 > 2**32
+_CLIENT_ID = re.compile(r"nci_[0-9a-f]{32}")
+_SECRET = re.compile(
+    rf"ncs_[0-9A-Za-z]{{{_BODY_LENGTH}}}[0-9A-Za-z]{{{_CHECKSUM_LENGTH}}}"
+)
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(_ALPHABET[digit])
+    return "".join(reversed(digits))
+
+
+def _checksum(text: str) -> str:
+    return _base62(zlib.crc32(text.encode()), _CHECKSUM_LENGTH)
+
+
+def new_client_id() -> str:
+    """A fresh client id with 128 random bits."""
+    return CLIENT_ID_PREFIX + secrets.token_hex(16)
+
+
+def new_client_secret() -> str:
+    """A fresh client secret: prefix, 256 random bits, checksum."""
+    body = SECRET_PREFIX + _base62(secrets.randbits(256), _BODY_LENGTH)
+    return body + _checksum(body)
+
+
+def is_client_id(value: str) -> bool:
+    """True when `value` has the shape of a client id netcalc issues."""
+    return _CLIENT_ID.fullmatch(value) is not None
+
+
+def is_client_secret(value: str) -> bool:
+    """True when `value` has the shape and checksum of a client secret."""
+    if _SECRET.fullmatch(value) is None:
+        return False
+    body, tail = value[:-_CHECKSUM_LENGTH], value[-_CHECKSUM_LENGTH:]
+    return hmac.compare_digest(_checksum(body), tail)
+
+
+def hash_secret(key: bytes, secret: str) -> str:
+    """The keyed hash stored for a secret (HMAC-SHA256, hex)."""
+    return hmac.new(key, secret.encode(), sha256).hexdigest()
+
+
+def secret_matches(key: bytes, secret: str, stored_hash: str | None) -> bool:
+    """Compare a presented secret with a stored hash in constant time."""
+    if stored_hash is None:
+        return False
+    return hmac.compare_digest(hash_secret(key, secret), stored_hash)

@@ -1,0 +1,49 @@
+"""The bearer guard of the account APIs (RFC 6750, CONTRACT §3).
+
+A route declares the scope it needs with `Depends(require_scope(...))` and
+receives the verified AccessToken.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+
+from netcalc.auth.store import token_is_live
+from netcalc.auth.tokens import AccessToken, verify_token
+from netcalc.errors import BearerMissing, InsufficientScope, InvalidToken
+
+
+def bearer_value(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer` header (scheme in any case)."""
+    if authorization is None:
+        raise BearerMissing()
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise BearerMissing()
+    return parts[1]
+
+
+async def authenticate(request: Request) -> AccessToken:
+    """Verify the request's bearer token and that it is still live."""
+    runtime = request.app.state.runtime
+    token = bearer_value(request.headers.get("authorization"))
+    access = await verify_token(token, runtime.keys, runtime.policy, time.time)
+    # Checked on every call, so a revocation made by any process bites at once.
+    if not await token_is_live(runtime.engine, access.client_id, access.jti):
+        raise InvalidToken("The access token has been revoked.")
+    return access
+
+
+def require_scope(scope: str) -> Callable[[Request], Awaitable[AccessToken]]:
+    """A dependency that admits only live tokens carrying `scope`."""
+
+    async def guard(request: Request) -> AccessToken:
+        access = await authenticate(request)
+        if scope not in access.scopes:
+            raise InsufficientScope(scope)
+        return access
+
+    return guard

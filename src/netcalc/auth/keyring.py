@@ -1,0 +1,69 @@
+"""The keys one instance holds in memory, kept in step with the database."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from netcalc.auth.keys import KeySealer, SigningKey, create_key, load_keys
+from netcalc.db import utcnow
+
+_UNKNOWN_KID_REFRESH_SECONDS = 5.0
+"""Least time between reloads caused by tokens naming an unknown key id."""
+
+
+class KeyRing:
+    """The current signing key and every key still published, by key id."""
+
+    def __init__(self, engine: AsyncEngine, sealer: KeySealer, alg: str) -> None:
+        self._engine = engine
+        self._sealer = sealer
+        self._alg = alg
+        self._keys: list[SigningKey] = []
+        self._by_kid: dict[str, SigningKey] = {}
+        self._last_refresh = 0.0
+
+    async def start(self) -> None:
+        """Load the keys, making a first one of the configured kind if needed."""
+        await self.refresh()
+        if self._current() is None:
+            await create_key(self._engine, self._sealer, self._alg)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Reload from the database, picking up rotations by any instance."""
+        keys = await load_keys(self._engine, self._sealer)
+        self._keys = keys
+        self._by_kid = {key.kid: key for key in keys}
+        self._last_refresh = time.monotonic()
+
+    def _current(self) -> SigningKey | None:
+        for key in self._keys:
+            if key.retired_at is None and key.alg == self._alg:
+                return key
+        return None
+
+    @property
+    def current(self) -> SigningKey:
+        """The key new tokens are signed with."""
+        key = self._current()
+        if key is None:
+            raise RuntimeError("no current signing key; run 'netcalc keys rotate'")
+        return key
+
+    async def find(self, kid: str) -> SigningKey | None:
+        """The published key with this id, reloading once if it is new to us."""
+        key = self._by_kid.get(kid)
+        if key is not None:
+            return key
+        if time.monotonic() - self._last_refresh < _UNKNOWN_KID_REFRESH_SECONDS:
+            return None
+        await self.refresh()
+        return self._by_kid.get(kid)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public key set of RFC 7517 §5."""
+        now = utcnow()
+        return {"keys": [k.public_jwk for k in self._keys if k.is_published(now)]}

@@ -1,0 +1,173 @@
+"""Signing keys: made, sealed, stored, rotated and published (RFC 7517).
+
+Private keys live in the database sealed with a Fernet key derived from the
+server secret, so every instance signs with the same current key. A retired
+key stays published until the last token it could have signed has expired.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from hashlib import sha256
+from typing import Any
+
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from netcalc.auth.derive import derive_key
+from netcalc.auth.tables import signing_keys
+from netcalc.db import utcnow
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+
+_JWK_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+_JWK_MEMBERS_RSA = ("e", "kty", "n")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One key pair: the private half signs, the public half verifies."""
+
+    kid: str
+    alg: str
+    private_key: PrivateKey
+    public_jwk: dict[str, Any]
+    created_at: datetime
+    retired_at: datetime | None
+    published_until: datetime | None
+
+    @property
+    def public_key(self) -> Any:
+        """The public half, as the cryptography object PyJWT verifies with."""
+        return self.private_key.public_key()
+
+    def is_published(self, now: datetime) -> bool:
+        """True while tokens this key signed may still be unexpired."""
+        return self.published_until is None or self.published_until > now
+
+
+def _generate(alg: str) -> PrivateKey:
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _public_jwk(key: PrivateKey) -> dict[str, Any]:
+    public = key.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        return dict(ECAlgorithm.to_jwk(public, as_dict=True))
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return dict(OKPAlgorithm.to_jwk(public, as_dict=True))
+    return dict(RSAAlgorithm.to_jwk(public, as_dict=True))
+
+
+def thumbprint(jwk: dict[str, Any]) -> str:
+    """The RFC 7638 JWK thumbprint, used as the key id."""
+    members = _JWK_MEMBERS.get(jwk["kty"], _JWK_MEMBERS_RSA)
+    canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"))
+    digest = sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class KeySealer:
+    """Seals private keys for storage with a key derived from the server secret."""
+
+    def __init__(self, server_secret: bytes) -> None:
+        key = derive_key(server_secret, "netcalc signing key sealing")
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+
+    def seal(self, key: PrivateKey) -> str:
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return self._fernet.encrypt(pem).decode()
+
+    def open(self, sealed: str) -> PrivateKey:
+        pem = self._fernet.decrypt(sealed.encode())
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(
+            key,
+            ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey,
+        ):
+            raise TypeError(f"unsupported signing key type {type(key).__name__}")
+        return key
+
+
+async def create_key(engine: AsyncEngine, sealer: KeySealer, alg: str) -> str:
+    """Make and store a new key pair; it becomes the current signing key."""
+    private_key = _generate(alg)
+    jwk = _public_jwk(private_key)
+    kid = thumbprint(jwk)
+    jwk |= {"kid": kid, "alg": alg, "use": "sig"}
+    async with engine.begin() as connection:
+        await connection.execute(
+            signing_keys.insert().values(
+                kid=kid,
+                alg=alg,
+                public_jwk=json.dumps(jwk),
+                private_key=sealer.seal(private_key),
+                created_at=utcnow(),
+            )
+        )
+    return kid
+
+
+async def rotate_keys(
+    engine: AsyncEngine, sealer: KeySealer, alg: str, max_token_ttl: int
+) -> str:
+    """Retire the current keys and make a new one.
+
+    The retired keys stay published for `max_token_ttl` seconds, the longest
+    any token they signed can live.
+    """
+    now = utcnow()
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(signing_keys)
+            .where(signing_keys.c.retired_at.is_(None))
+            .values(
+                retired_at=now,
+                published_until=now + timedelta(seconds=max_token_ttl),
+            )
+        )
+    return await create_key(engine, sealer, alg)
+
+
+async def load_keys(engine: AsyncEngine, sealer: KeySealer) -> list[SigningKey]:
+    """Every key still published, newest first."""
+    now = utcnow()
+    query = (
+        select(signing_keys)
+        .where(
+            or_(
+                signing_keys.c.published_until.is_(None),
+                signing_keys.c.published_until > now,
+            )
+        )
+        .order_by(signing_keys.c.created_at.desc())
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return [
+        SigningKey(
+            kid=row["kid"],
+            alg=row["alg"],
+            private_key=sealer.open(row["private_key"]),
+            public_jwk=json.loads(row["public_jwk"]),
+            created_at=row["created_at"],
+            retired_at=row["retired_at"],
+            published_until=row["published_until"],
+        )
+        for row in rows
+    ]

@@ -1,0 +1,54 @@
+"""Throttling of failed client authentication (CONTRACT §1).
+
+Failures are counted in a moving window per client id and per remote
+address, with the `limits` package, so a Redis storage can later share the
+counts between instances. Only failures count: a busy, honest client is
+never slowed by its own successes or by anyone else's failures.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from hashlib import sha256
+
+from limits import RateLimitItem
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from netcalc.errors import TooManyRequests
+
+
+def _client_key(client_id: str) -> str:
+    # A digest keeps attacker-chosen ids from growing the counter keys.
+    return "client:" + sha256(client_id.encode(errors="replace")).hexdigest()[:32]
+
+
+class FailureThrottle:
+    """Counts authentication failures and refuses callers over the limit."""
+
+    def __init__(
+        self,
+        per_client: RateLimitItem,
+        per_address: RateLimitItem,
+        storage: Storage | None = None,
+    ) -> None:
+        self._per_client = per_client
+        self._per_address = per_address
+        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+
+    async def check(self, client_id: str, address: str) -> None:
+        """Raise TooManyRequests when either count is already at its limit."""
+        checks = (
+            (self._per_client, _client_key(client_id)),
+            (self._per_address, "address:" + address),
+        )
+        for limit, key in checks:
+            if not await self._limiter.test(limit, key):
+                stats = await self._limiter.get_window_stats(limit, key)
+                raise TooManyRequests(math.ceil(stats.reset_time - time.time()))
+
+    async def failed(self, client_id: str, address: str) -> None:
+        """Count one failed authentication against the id and the address."""
+        await self._limiter.hit(self._per_client, _client_key(client_id))
+        await self._limiter.hit(self._per_address, "address:" + address)

@@ -1,0 +1,136 @@
+"""Reading a token request: media type, body, and client authentication.
+
+Everything here is plain parsing with no I/O and no framework imports, so the
+checks of CONTRACT §1 run in their stated order and can be tested directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote_plus
+
+from netcalc.bodies import FORM, JSON, media_type, parse_json_object, reject_duplicates
+from netcalc.errors import (
+    InvalidGrantType,
+    InvalidRequest,
+    MissingCredentials,
+    MissingHeader,
+)
+
+GRANT_TYPE = "client_credentials"
+"""The only grant netcalc issues tokens for (RFC 6749 §4.4)."""
+
+_FIELDS = ("client_id", "client_secret", "grant_type", "scope")
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A token request whose shape has been checked, before any lookup."""
+
+    client_id: str
+    client_secret: str
+    grant_type: str
+    scope: str | None
+    used_basic: bool
+
+
+def parse_body(content_type: str | None, body: bytes) -> dict[str, str]:
+    """The request's fields from a JSON or form body.
+
+    Raises MissingHeader for an absent or unreadable media type, and
+    InvalidRequest for a body that does not parse, a field given twice, or a
+    known field that is not a string. A JSON null counts as absent.
+    """
+    kind = media_type(content_type)
+    if kind == JSON:
+        return _json_fields(body)
+    if kind == FORM:
+        return _form_fields(body)
+    raise MissingHeader()
+
+
+def _json_fields(body: bytes) -> dict[str, str]:
+    document = parse_json_object(body)
+    fields: dict[str, str] = {}
+    for name in _FIELDS:
+        value = document.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidRequest(f"The field {name!r} must be a string.")
+        fields[name] = value
+    return fields
+
+
+def _form_fields(body: bytes) -> dict[str, str]:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("The form body is not valid UTF-8.") from None
+    fields = reject_duplicates(pairs)
+    return {name: fields[name] for name in _FIELDS if name in fields}
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """The client id and secret of an `Authorization: Basic` header.
+
+    RFC 6749 §2.3.1: both are form-url-encoded before the base64 step, so
+    they are decoded again after it. Other schemes are not client
+    authentication and are ignored.
+    """
+    if authorization is None:
+        return None
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        client_id, separator, secret = decoded.partition(":")
+        if not separator:
+            raise ValueError("no colon")
+        return (
+            unquote_plus(client_id, errors="strict"),
+            unquote_plus(secret, errors="strict"),
+        )
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("The Basic authorization header is malformed.") from None
+
+
+def read_token_request(
+    content_type: str | None, body: bytes, authorization: str | None
+) -> TokenRequest:
+    """Check a token request in the order of CONTRACT §1, up to grant_type."""
+    fields = parse_body(content_type, body)
+    basic = basic_credentials(authorization)
+    if basic is not None:
+        fields = _merge_basic(fields, basic)
+    client_id = fields.get("client_id")
+    client_secret = fields.get("client_secret")
+    if not client_id or not client_secret:
+        raise MissingCredentials()
+    grant_type = fields.get("grant_type")
+    if grant_type != GRANT_TYPE:
+        raise InvalidGrantType()
+    return TokenRequest(
+        client_id=client_id,
+        client_secret=client_secret,
+        grant_type=grant_type,
+        scope=fields.get("scope"),
+        used_basic=basic is not None,
+    )
+
+
+def _merge_basic(fields: dict[str, str], basic: tuple[str, str]) -> dict[str, str]:
+    # RFC 6749 §2.3: one authentication method per request. Some clients
+    # repeat the same client_id in the body, which authenticates nothing.
+    client_id, client_secret = basic
+    body_id = fields.get("client_id")
+    if "client_secret" in fields or body_id not in (None, client_id):
+        raise InvalidRequest(
+            "Send the client credentials in the Authorization header "
+            "or in the body, not both."
+        )
+    return fields | {"client_id": client_id, "client_secret": client_secret}

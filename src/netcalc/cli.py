@@ -1,0 +1,306 @@
+"""The `netcalc` command: run the server and manage accounts, credentials, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from netcalc.accounts import service
+from netcalc.auth.keyring import KeyRing
+from netcalc.auth.keys import KeySealer, rotate_keys
+from netcalc.db import create_engine
+from netcalc.errors import NetcalcError
+from netcalc.migrate import upgrade
+from netcalc.runtime import secret_hash_key
+from netcalc.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+credentials_app = typer.Typer(help="Manage client credentials.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage token signing keys.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(credentials_app, name="credentials")
+app.add_typer(keys_app, name="keys")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except NetcalcError as error:
+        _fail(error.message)
+
+
+def _with_database(work: Callable[[Settings, AsyncEngine], Awaitable[T]]) -> T:
+    """Run `work` on a migrated database, turning netcalc errors into messages."""
+    settings = _settings()
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            return await work(settings, engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except NetcalcError as error:
+        _fail(error.message)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+def _print_secret(issued: service.IssuedSecret, as_json: bool) -> None:
+    if as_json:
+        _print_json(issued.as_dict())
+        return
+    typer.echo(f"client_id:     {issued.client_id}")
+    typer.echo(f"client_secret: {issued.client_secret}")
+    if issued.previous_secret_expires_at:
+        typer.echo(
+            "The previous secret keeps working until "
+            f"{issued.previous_secret_expires_at.isoformat()}."
+        )
+    typer.echo("Store the secret now: it is shown only this once.", err=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the server, migrating the database first."""
+    _with_database(_prepare)
+    uvicorn.run(
+        "netcalc.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+    )
+
+
+async def _prepare(settings: Settings, engine: AsyncEngine) -> None:
+    # Made here, once, so that workers starting together find one key.
+    await KeyRing(
+        engine, KeySealer(settings.server_secret()), settings.signing_alg
+    ).start()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+
+    async def done(settings: Settings, engine: AsyncEngine) -> None:
+        typer.echo("The database is up to date.")
+
+    _with_database(done)
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Create an account."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def create(settings: Settings, engine: AsyncEngine) -> str:
+        return await service.create_account(engine, email, password)
+
+    account_id = _with_database(create)
+    typer.echo(f"Created account {account_id} for {email.strip().lower()}.")
+
+
+@credentials_app.command("create")
+def credentials_create(
+    account: Annotated[str, typer.Option(help="Email of the owning account.")],
+    name: Annotated[str, typer.Option(help="A name to recognise them by.")] = "default",
+    scope: Annotated[
+        list[str] | None, typer.Option(help="A scope they may use; repeatable.")
+    ] = None,
+    ttl: Annotated[int | None, typer.Option(help="Token lifetime, seconds.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate client credentials and print the secret, once."""
+
+    async def create(settings: Settings, engine: AsyncEngine) -> service.IssuedSecret:
+        account_id = await service.account_id_for(engine, account)
+        return await service.create_credentials(
+            engine,
+            secret_hash_key(settings),
+            account_id,
+            name=name,
+            scopes=tuple(scope or ()),
+            token_ttl=ttl,
+            max_ttl=settings.token_ttl_max,
+        )
+
+    _print_secret(_with_database(create), as_json)
+
+
+@credentials_app.command("list")
+def credentials_list(
+    account: Annotated[str, typer.Option(help="Email of the owning account.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """List an account's credentials; secrets are never shown."""
+
+    async def listing(settings: Settings, engine: AsyncEngine) -> list[dict[str, Any]]:
+        account_id = await service.account_id_for(engine, account)
+        return await service.list_credentials(engine, account_id)
+
+    rows = _with_database(listing)
+    if as_json:
+        _print_json(rows)
+        return
+    _print_table(rows)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    header = ("CLIENT ID", "NAME", "SCOPES", "STATUS", "CREATED", "LAST USED")
+    lines = [header] + [
+        (
+            row["client_id"],
+            row["name"],
+            " ".join(row["scopes"]) or "(all)",
+            row["status"],
+            (row["created_at"] or "")[:19],
+            (row["last_used_at"] or "never")[:19],
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        typer.echo(
+            "  ".join(
+                cell.ljust(w) for cell, w in zip(line, widths, strict=True)
+            ).rstrip()
+        )
+
+
+@credentials_app.command("revoke")
+def credentials_revoke(client_id: str) -> None:
+    """Revoke credentials; their tokens stop working at once."""
+
+    async def revoke(settings: Settings, engine: AsyncEngine) -> None:
+        await service.revoke_credentials(engine, client_id)
+
+    _with_database(revoke)
+    typer.echo(f"Revoked {client_id}.")
+
+
+@credentials_app.command("rotate")
+def credentials_rotate(
+    client_id: str,
+    grace: Annotated[
+        int | None,
+        typer.Option(help="Seconds the old secret keeps working (default 24 h)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue a new secret; the old one works on for a grace period."""
+
+    async def rotate(settings: Settings, engine: AsyncEngine) -> service.IssuedSecret:
+        return await service.rotate_credentials(
+            engine,
+            secret_hash_key(settings),
+            client_id,
+            grace=settings.rotation_grace if grace is None else grace,
+        )
+
+    _print_secret(_with_database(rotate), as_json)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key; old public keys stay published until expiry."""
+
+    async def rotate(settings: Settings, engine: AsyncEngine) -> str:
+        sealer = KeySealer(settings.server_secret())
+        return await rotate_keys(
+            engine, sealer, settings.signing_alg, settings.token_ttl_max
+        )
+
+    kid = _with_database(rotate)
+    typer.echo(f"New signing key {kid}; servers pick it up within a minute.")
+
+
+DEMO_EMAIL = "demo@example.com"
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port shown in the curl line.")] = 8000,
+) -> None:
+    """Create a demo account and credentials, if there are no accounts yet."""
+
+    async def seed(
+        settings: Settings, engine: AsyncEngine
+    ) -> service.IssuedSecret | None:
+        if await service.count_accounts(engine):
+            return None
+        account_id = await service.create_account(
+            engine, DEMO_EMAIL, secrets.token_urlsafe(18)
+        )
+        return await service.create_credentials(
+            engine,
+            secret_hash_key(settings),
+            account_id,
+            name="demo",
+            max_ttl=settings.token_ttl_max,
+        )
+
+    issued = _with_database(seed)
+    if issued is None:
+        typer.echo(
+            "Accounts exist already; no demo credentials were made. Make more with "
+            f"'netcalc credentials create --account {DEMO_EMAIL}'."
+        )
+        return
+    typer.echo(f"Demo account {DEMO_EMAIL} with new credentials:")
+    _print_secret(issued, as_json=False)
+    typer.echo("Get a token with:")
+    typer.echo(
+        f"  curl -s -X POST http://127.0.0.1:{port}/api/auth/token "
+        "-H 'Content-Type: application/json' "
+        f'-d \'{{"client_id":"{issued.client_id}",'
+        f'"client_secret":"{issued.client_secret}",'
+        '"grant_type":"client_credentials"}\''
+    )
+
+
+def main() -> None:
+    """Entry point of the `netcalc` console script."""
+    app()

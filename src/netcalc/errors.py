@@ -1,0 +1,277 @@
+"""Every error netcalc answers with, as one hierarchy.
+
+Each error carries the contract's machine code (`status`), the HTTP status it
+is answered with, and a short human message. The RFC 6749 §5.2 code used by
+the standard OAuth endpoints is carried too where it differs.
+
+    NetcalcError
+    ├── RequestError            the request itself is unusable
+    │   ├── RequestTooLarge         413 REQUEST_TOO_LARGE
+    │   ├── MissingHeader           400 MISSING_HEADER
+    │   ├── InvalidRequest          400 INVALID_REQUEST
+    │   ├── MethodNotAllowed        405 METHOD_NOT_ALLOWED
+    │   └── MissingValues           400 MISSING_VALUES
+    ├── GrantError              the token endpoint refuses a grant
+    │   ├── MissingCredentials      401 MISSING_CREDENTIALS
+    │   ├── InvalidGrantType        401 INVALID_GRANT_TYPE
+    │   ├── TooManyRequests         429 TOO_MANY_REQUESTS
+    │   ├── CredentialsNotFound     401 CREDENTIALS_NOT_FOUND
+    │   ├── InvalidCredentials      401 INVALID_CREDENTIALS
+    │   ├── RevokedCredentials      401 REVOKED_CREDENTIALS
+    │   └── InvalidGrant            401 INVALID_GRANT
+    │       └── InvalidScope            401 INVALID_GRANT (invalid_scope)
+    ├── BearerError             the bearer guard refuses an account API call
+    │   ├── BearerMissing           401 INVALID_REQUEST
+    │   ├── InvalidToken            401 INVALID_GRANT
+    │   └── InsufficientScope       403 INSUFFICIENT_SCOPE
+    ├── NotFound                400 NOT_FOUND
+    ├── NetworkAddressInvalid   400 NETWORK_ADDRESS_INVALID
+    ├── NoAddressSpecified      400 NO_ADDRESS_SPECIFIED
+    ├── InvalidAddress          400 INVALID_ADDRESS
+    ├── UnexpectedError         500 SYSTEM_ERROR
+    └── UsageError              a CLI or management call that cannot be done
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class NetcalcError(Exception):
+    """Base of every error netcalc reports to a caller."""
+
+    status: ClassVar[str] = "SYSTEM_ERROR"
+    http_status: ClassVar[int] = 500
+    oauth_error: ClassVar[str] = "server_error"
+    default_message: ClassVar[str] = "An unexpected error occurred."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error is answered with."""
+        return {}
+
+
+class RequestError(NetcalcError):
+    """The request cannot be read as the endpoint expects."""
+
+    http_status = 400
+    oauth_error = "invalid_request"
+
+
+class RequestTooLarge(RequestError):
+    """The body is larger than the configured limit."""
+
+    status = "REQUEST_TOO_LARGE"
+    http_status = 413
+    default_message = "The request body is larger than the server accepts."
+
+
+class MissingHeader(RequestError):
+    """Content-Type is absent or names a media type the endpoint cannot read."""
+
+    status = "MISSING_HEADER"
+    default_message = (
+        "Send the body as application/json (or application/x-www-form-urlencoded)."
+    )
+
+
+class InvalidRequest(RequestError):
+    """The body does not parse, or its fields have the wrong shape."""
+
+    status = "INVALID_REQUEST"
+    default_message = "The request is malformed."
+
+
+class MethodNotAllowed(RequestError):
+    """The endpoint does not answer this HTTP method."""
+
+    status = "METHOD_NOT_ALLOWED"
+    http_status = 405
+
+    def __init__(self, allow: str, message: str | None = None) -> None:
+        self.allow = allow
+        super().__init__(message or f"This endpoint only accepts {allow}.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow}
+
+
+class MissingValues(RequestError):
+    """A required field of the body is absent or empty."""
+
+    status = "MISSING_VALUES"
+    default_message = "A required value is missing."
+
+
+class GrantError(NetcalcError):
+    """The token endpoint refuses to grant a token (RFC 6749 §5.2)."""
+
+    http_status = 401
+    oauth_error = "invalid_client"
+
+
+class MissingCredentials(GrantError):
+    """client_id or client_secret is absent, null or empty."""
+
+    status = "MISSING_CREDENTIALS"
+    default_message = "The request is missing client_id, client_secret, or both."
+
+
+class InvalidGrantType(GrantError):
+    """grant_type is absent or not client_credentials."""
+
+    status = "INVALID_GRANT_TYPE"
+    oauth_error = "unsupported_grant_type"
+    default_message = "The grant_type must be 'client_credentials'."
+
+
+class TooManyRequests(GrantError):
+    """Too many failed attempts for this client id or from this address."""
+
+    status = "TOO_MANY_REQUESTS"
+    http_status = 429
+    oauth_error = "slow_down"
+    default_message = "Too many failed attempts; retry later."
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(
+            f"Too many failed attempts; retry in {self.retry_after} seconds."
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class CredentialsNotFound(GrantError):
+    """No credentials have that client_id."""
+
+    status = "CREDENTIALS_NOT_FOUND"
+    default_message = "The credentials supplied are not valid."
+
+
+class InvalidCredentials(GrantError):
+    """The client_id exists but the secret does not match it."""
+
+    status = "INVALID_CREDENTIALS"
+    default_message = "The credentials supplied are not valid."
+
+
+class RevokedCredentials(GrantError):
+    """The id and secret match, but the credentials were revoked."""
+
+    status = "REVOKED_CREDENTIALS"
+    default_message = "The credentials supplied have been revoked."
+
+
+class InvalidGrant(GrantError):
+    """Valid credentials that may not be granted a token."""
+
+    status = "INVALID_GRANT"
+    oauth_error = "unauthorized_client"
+    default_message = "No token can be granted to these credentials."
+
+
+class InvalidScope(InvalidGrant):
+    """A requested scope is unknown or not allowed to these credentials."""
+
+    oauth_error = "invalid_scope"
+    default_message = "The requested scope is not allowed for these credentials."
+
+
+class BearerError(NetcalcError):
+    """The bearer guard refuses the call (RFC 6750 §3)."""
+
+    http_status = 401
+    challenge: ClassVar[str] = 'Bearer realm="netcalc"'
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge}
+
+
+class BearerMissing(BearerError):
+    """No Authorization header, or a scheme other than Bearer."""
+
+    status = "INVALID_REQUEST"
+    default_message = "Send an access token as 'Authorization: Bearer <token>'."
+
+
+class InvalidToken(BearerError):
+    """The token is malformed, forged, expired or revoked."""
+
+    status = "INVALID_GRANT"
+    challenge = 'Bearer realm="netcalc", error="invalid_token"'
+    default_message = "The access token supplied is invalid."
+
+
+class InsufficientScope(BearerError):
+    """The token is valid but lacks the scope the endpoint requires."""
+
+    status = "INSUFFICIENT_SCOPE"
+    http_status = 403
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"This call requires the '{scope}' scope.")
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "WWW-Authenticate": (
+                f'Bearer realm="netcalc", error="insufficient_scope", '
+                f'scope="{self.scope}"'
+            )
+        }
+
+
+class NotFound(NetcalcError):
+    """The resource does not exist for this account."""
+
+    status = "NOT_FOUND"
+    http_status = 400
+    default_message = "Nothing was found with that id."
+
+
+class NetworkAddressInvalid(NetcalcError):
+    """A saved subnet's address or prefix length is not a valid IPv4 network."""
+
+    status = "NETWORK_ADDRESS_INVALID"
+    http_status = 400
+    default_message = "network_address must be an IPv4 address and subnet_bits 0-32."
+
+
+class NoAddressSpecified(NetcalcError):
+    """The calculator was called without an address."""
+
+    status = "NO_ADDRESS_SPECIFIED"
+    http_status = 400
+    default_message = "Give an address, such as /api/ip/192.168.1.0/24."
+
+
+class InvalidAddress(NetcalcError):
+    """The calculator cannot read the address it was given."""
+
+    status = "INVALID_ADDRESS"
+    http_status = 400
+    default_message = "The address is not a valid IPv4 address or subnet."
+
+
+class UnexpectedError(NetcalcError):
+    """An unexpected failure; nothing internal is shown."""
+
+
+class UsageError(NetcalcError):
+    """A management call (CLI or console) that cannot be carried out."""
+
+    status = "USAGE_ERROR"
+    http_status = 400
+
+
+def quoted(value: object, limit: int = 64) -> str:
+    """A caller's value quoted for a message, cut short so nothing floods it."""
+    text = str(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return repr(text)

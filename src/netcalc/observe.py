@@ -1,0 +1,73 @@
+"""Logs and metrics: one structured line and one count per token request."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from netcalc.auth.client_secrets import is_client_id
+
+TOKEN_REQUESTS = Counter(
+    "netcalc_token_requests_total",
+    "Token requests answered, by endpoint and contract status.",
+    ["endpoint", "status"],
+)
+TOKEN_LATENCY = Histogram(
+    "netcalc_token_request_seconds",
+    "Time to answer a token request.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+API_LATENCY = Histogram(
+    "netcalc_api_request_seconds",
+    "Time to answer an account or public API request.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+
+token_log = structlog.get_logger("netcalc.auth")
+
+
+def observe_token_request(
+    *, endpoint: str, client_id: str | None, status: str, seconds: float, address: str
+) -> None:
+    """Count and log one answered token request; never the secret or token."""
+    TOKEN_REQUESTS.labels(endpoint, status).inc()
+    TOKEN_LATENCY.labels(endpoint).observe(seconds)
+    token_log.info(
+        "token_request",
+        endpoint=endpoint,
+        client_id=_loggable_id(client_id),
+        status=status,
+        latency_ms=round(seconds * 1000, 3),
+        remote_addr=address,
+    )
+
+
+def _loggable_id(client_id: str | None) -> str | None:
+    # A caller may send anything as an id, even a secret pasted by mistake:
+    # only ids of the shape netcalc issues are logged as they are.
+    if client_id is None or is_client_id(client_id):
+        return client_id
+    return f"<unrecognised, {len(client_id)} chars>"
+
+
+def configure_logging(level: str) -> None:
+    """Send structured JSON lines to stderr, unless the host set up logging."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(stream=sys.stderr, format="%(message)s", level=level)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.add_log_level,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

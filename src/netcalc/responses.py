@@ -1,0 +1,81 @@
+"""The one place where errors become HTTP responses.
+
+Routes raise the errors of `netcalc.errors`; the handlers installed here turn
+them, and the framework's own routing errors, into the contract's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from netcalc.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NetcalcError,
+    NotFound,
+    UnexpectedError,
+)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+"""Headers that keep tokens and secrets out of every cache (RFC 6749 §5.1)."""
+
+
+class JSONBody(Response):
+    """A compact JSON response; cheaper than re-validating through pydantic."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def ok(payload: dict[str, Any] | None = None, **headers: str) -> JSONBody:
+    """The contract's success body: `status` OK plus the payload."""
+    return JSONBody({"status": "OK", **(payload or {})}, headers=headers or None)
+
+
+def error_body(error: NetcalcError) -> JSONBody:
+    """The contract's error body for one netcalc error; never cached."""
+    return JSONBody(
+        {"status": error.status, "message": error.message},
+        status_code=error.http_status,
+        headers=NO_STORE | error.headers(),
+    )
+
+
+async def _netcalc_error(_: Request, exc: Exception) -> Response:
+    return error_body(cast(NetcalcError, exc))
+
+
+async def _routing_error(_: Request, error: Exception) -> Response:
+    exc = cast(HTTPException, error)
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return error_body(MethodNotAllowed(allow))
+    if exc.status_code == 404:
+        return error_body(NotFound("No such endpoint."))
+    return error_body(InvalidRequest(str(exc.detail)))
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    return error_body(InvalidRequest("The request parameters are malformed."))
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    # Starlette logs the traceback after this handler answers; the body
+    # stays free of anything internal.
+    return error_body(UnexpectedError())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error raised inside `app` through this module."""
+    app.add_exception_handler(NetcalcError, _netcalc_error)
+    app.add_exception_handler(HTTPException, _routing_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,63 @@
+"""The long-lived parts of one running instance, built once at start."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from netcalc.auth.derive import derive_key
+from netcalc.auth.grant import ClientCredentialsGrant
+from netcalc.auth.keyring import KeyRing
+from netcalc.auth.keys import KeySealer
+from netcalc.auth.store import find_client
+from netcalc.auth.throttle import FailureThrottle
+from netcalc.auth.tokens import TokenPolicy
+from netcalc.auth.usage import UsageRecorder
+from netcalc.db import create_engine
+from netcalc.settings import Settings
+
+SECRET_HASH_PURPOSE = "netcalc client secret hash"
+
+
+@dataclass
+class Runtime:
+    """Settings, database, keys and the grant, shared by every request."""
+
+    settings: Settings
+    engine: AsyncEngine
+    keys: KeyRing
+    policy: TokenPolicy
+    throttle: FailureThrottle
+    usage: UsageRecorder
+    grant: ClientCredentialsGrant
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Wire the parts together; nothing touches the database yet."""
+        secret = settings.server_secret()
+        engine = create_engine(settings.database_url)
+        keys = KeyRing(engine, KeySealer(secret), settings.signing_alg)
+        policy = TokenPolicy(
+            settings.issuer, settings.audience, settings.clock_skew_seconds
+        )
+        throttle = FailureThrottle(settings.client_limit, settings.address_limit)
+        usage = UsageRecorder(engine, settings.usage_flush_seconds)
+        grant = ClientCredentialsGrant(
+            find_client=partial(find_client, engine),
+            throttle=throttle,
+            keys=keys,
+            policy=policy,
+            secret_hash_key=secret_hash_key(settings),
+            default_ttl=settings.token_ttl,
+            usage=usage,
+            clock=time.time,
+        )
+        return cls(settings, engine, keys, policy, throttle, usage, grant)
+
+
+def secret_hash_key(settings: Settings) -> bytes:
+    """The key client secrets are hashed with, for code outside a Runtime."""
+    return derive_key(settings.server_secret(), SECRET_HASH_PURPOSE)

@@ -1,0 +1,17 @@
+"""Every table of netcalc, gathered on one metadata for Alembic."""
+
+from __future__ import annotations
+
+from netcalc.accounts.tables import accounts, credentials
+from netcalc.auth.tables import revoked_tokens, signing_keys
+from netcalc.db import metadata
+from netcalc.subnets.tables import subnets
+
+__all__ = [
+    "accounts",
+    "credentials",
+    "metadata",
+    "revoked_tokens",
+    "signing_keys",
+    "subnets",
+]

@@ -1,0 +1,116 @@
+"""Settings: one object, read once at start from `NETCALC_*` variables.
+
+A missing or malformed value fails at start with the variable named. The
+server secret never shows in a `repr` or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from limits import RateLimitItem, parse
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from netcalc.errors import UsageError
+
+DEFAULT_DATABASE_URL = "sqlite:///./data/netcalc.db"
+
+SigningAlgorithm = Literal["ES256", "EdDSA", "RS256"]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set, with the defaults of one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="NETCALC_", frozen=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path("data/secret.key")
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "netcalc"
+    signing_alg: SigningAlgorithm = "ES256"
+    token_ttl: int = Field(3600, ge=1, le=86400)
+    token_ttl_max: int = Field(86400, ge=1, le=31 * 86400)
+    rotation_grace: int = Field(86400, ge=0)
+    body_limit: int = Field(16384, ge=256, le=1 << 20)
+    failed_auth_per_client: str = "10/minute"
+    failed_auth_per_address: str = "60/minute"
+    key_refresh_seconds: float = Field(30.0, gt=0)
+    usage_flush_seconds: float = Field(5.0, gt=0)
+    clock_skew_seconds: int = Field(30, ge=0, le=300)
+    log_level: str = "INFO"
+
+    @field_validator("failed_auth_per_client", "failed_auth_per_address")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate such as '10/minute'") from exc
+        return value
+
+    @cached_property
+    def client_limit(self) -> RateLimitItem:
+        """Failed authentications allowed for one client id."""
+        return parse(self.failed_auth_per_client)
+
+    @cached_property
+    def address_limit(self) -> RateLimitItem:
+        """Failed authentications allowed from one remote address."""
+        return parse(self.failed_auth_per_address)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when state lives in an SQLite file on this machine."""
+        return self.database_url.startswith("sqlite")
+
+    def server_secret(self) -> bytes:
+        """The key that hashes client secrets and encrypts signing keys.
+
+        Taken from NETCALC_SECRET_KEY when set; otherwise read from (or, on
+        first start, written to) NETCALC_SECRET_KEY_FILE, so that one machine
+        works without setup while many instances share one configured key.
+        """
+        if self.secret_key is not None:
+            value = self.secret_key.get_secret_value().encode()
+            if len(value) < 32:
+                raise UsageError(
+                    "NETCALC_SECRET_KEY must be at least 32 characters long."
+                )
+            return value
+        return _key_file(self.secret_key_file)
+
+
+def _key_file(path: Path) -> bytes:
+    if path.exists():
+        value = path.read_bytes().strip()
+        if len(value) < 32:
+            raise UsageError(f"The secret key file '{path}' is too short.")
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48).encode()
+    # O_EXCL: when two workers start together only one key is ever written.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _key_file(path)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(value)
+    return value
+
+
+def load_settings() -> Settings:
+    """Read the environment, naming any bad variable in the error."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"NETCALC_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise UsageError(f"Invalid settings: {problems}") from None

@@ -1,0 +1,5 @@
+"""The Subnets account API."""
+
+from netcalc.subnets.routes import router
+
+__all__ = ["router"]

@@ -1,0 +1,57 @@
+"""The Subnets account API (CONTRACT §3): bearer token required."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from netcalc.auth.guard import require_scope
+from netcalc.auth.scopes import SUBNETS_READ, SUBNETS_WRITE
+from netcalc.auth.tokens import AccessToken
+from netcalc.bodies import JSON, media_type, parse_json_object
+from netcalc.errors import MissingHeader
+from netcalc.http_body import read_body
+from netcalc.responses import ok
+from netcalc.subnets import service
+
+router = APIRouter(prefix="/api/account/subnets")
+
+Reader = Annotated[AccessToken, Depends(require_scope(SUBNETS_READ))]
+Writer = Annotated[AccessToken, Depends(require_scope(SUBNETS_WRITE))]
+
+
+@router.get("")
+async def list_subnets(request: Request, token: Reader) -> Response:
+    """The caller's saved subnets."""
+    engine = request.app.state.runtime.engine
+    return ok({"subnets": await service.list_subnets(engine, token.account_id)})
+
+
+@router.get("/{subnet_id}")
+async def get_subnet(request: Request, subnet_id: str, token: Reader) -> Response:
+    """One saved subnet, as a list of one."""
+    engine = request.app.state.runtime.engine
+    subnet = await service.get_subnet(engine, token.account_id, subnet_id)
+    return ok({"subnets": [subnet]})
+
+
+@router.post("")
+async def save_subnet(request: Request, token: Writer) -> Response:
+    """Save a subnet from a JSON body."""
+    runtime = request.app.state.runtime
+    if media_type(request.headers.get("content-type")) != JSON:
+        raise MissingHeader("Send the subnet as application/json.")
+    body = await read_body(request, runtime.settings.body_limit)
+    subnet = service.new_subnet(parse_json_object(body))
+    saved = await service.save_subnet(runtime.engine, token.account_id, subnet)
+    return ok({"subnet": saved})
+
+
+@router.delete("/{subnet_id}")
+async def delete_subnet(request: Request, subnet_id: str, token: Writer) -> Response:
+    """Delete one saved subnet."""
+    engine = request.app.state.runtime.engine
+    await service.delete_subnet(engine, token.account_id, subnet_id)
+    return ok()

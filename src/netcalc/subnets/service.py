@@ -1,0 +1,118 @@
+"""Saved subnets: validation and storage, scoped to one account."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from netcalc.db import new_id, utcnow
+from netcalc.errors import MissingValues, NetworkAddressInvalid, NotFound
+from netcalc.subnets.tables import subnets
+
+NAME_LIMIT = 100
+"""Longest subnet name kept, in characters."""
+
+_COLUMNS = (
+    subnets.c.id,
+    subnets.c.name,
+    subnets.c.network_address,
+    subnets.c.subnet_bits,
+    subnets.c.created_at,
+)
+
+
+def _network(address: object, bits: object) -> ipaddress.IPv4Network:
+    if not isinstance(address, str) or isinstance(bits, bool):
+        raise NetworkAddressInvalid()
+    if isinstance(bits, str) and bits.isdecimal() and len(bits) <= 2:
+        bits = int(bits)
+    if not isinstance(bits, int) or not 0 <= bits <= 32:
+        raise NetworkAddressInvalid()
+    try:
+        ipaddress.IPv4Address(address)
+        return ipaddress.IPv4Network(f"{address}/{bits}", strict=False)
+    except ValueError:
+        raise NetworkAddressInvalid() from None
+
+
+def new_subnet(fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate a subnet to save; the address is normalised to its network."""
+    missing = [
+        name
+        for name in ("network_address", "subnet_bits", "name")
+        if fields.get(name) in (None, "")
+    ]
+    if missing:
+        raise MissingValues(f"Give {', '.join(missing)}.")
+    name = fields["name"]
+    if not isinstance(name, str) or len(name) > NAME_LIMIT:
+        raise MissingValues(f"name must be text of at most {NAME_LIMIT} characters.")
+    network = _network(fields["network_address"], fields["subnet_bits"])
+    return {
+        "name": name,
+        "network_address": str(network.network_address),
+        "subnet_bits": network.prefixlen,
+    }
+
+
+def present(row: Any) -> dict[str, Any]:
+    """A stored subnet as the API shows it."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "network_address": row.network_address,
+        "subnet_bits": row.subnet_bits,
+        "cidr_notation": f"{row.network_address}/{row.subnet_bits}",
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+async def list_subnets(engine: AsyncEngine, account_id: str) -> list[dict[str, Any]]:
+    """Every subnet the account saved, oldest first."""
+    query = (
+        select(*_COLUMNS)
+        .where(subnets.c.account_id == account_id)
+        .order_by(subnets.c.created_at, subnets.c.id)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [present(row) for row in rows]
+
+
+async def get_subnet(
+    engine: AsyncEngine, account_id: str, subnet_id: str
+) -> dict[str, Any]:
+    """One of the account's subnets; another account's id is NotFound too."""
+    query = select(*_COLUMNS).where(
+        subnets.c.account_id == account_id, subnets.c.id == subnet_id
+    )
+    async with engine.connect() as connection:
+        row = (await connection.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound("No subnet with that id.")
+    return present(row)
+
+
+async def save_subnet(
+    engine: AsyncEngine, account_id: str, subnet: dict[str, Any]
+) -> dict[str, Any]:
+    """Store a validated subnet for the account and return it as shown."""
+    values = subnet | {"id": new_id(), "account_id": account_id}
+    values["created_at"] = utcnow()
+    async with engine.begin() as connection:
+        await connection.execute(subnets.insert().values(**values))
+    return await get_subnet(engine, account_id, values["id"])
+
+
+async def delete_subnet(engine: AsyncEngine, account_id: str, subnet_id: str) -> None:
+    """Delete one of the account's subnets, or raise NotFound."""
+    statement = delete(subnets).where(
+        subnets.c.account_id == account_id, subnets.c.id == subnet_id
+    )
+    async with engine.begin() as connection:
+        result = await connection.execute(statement)
+    if result.rowcount == 0:
+        raise NotFound("No subnet with that id.")
