@@ -1,0 +1,5 @@
+"""`python -m netcalc` runs the CLI."""
+
+from netcalc.cli import main
+
+main()
