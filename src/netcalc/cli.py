@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
@@ -249,9 +250,10 @@ def keys_rotate() -> None:
 
     async def rotate(settings: Settings, engine: AsyncEngine) -> str:
         sealer = KeySealer(settings.server_secret())
-        return await rotate_keys(
-            engine, sealer, settings.signing_alg, settings.token_ttl_max
-        )
+        # Servers sign with the old key until their next key refresh, so its
+        # tokens may outlive the rotation by that much more.
+        lifetime = settings.token_ttl_max + 2 * math.ceil(settings.key_refresh_seconds)
+        return await rotate_keys(engine, sealer, settings.signing_alg, lifetime)
 
     kid = _with_database(rotate)
     typer.echo(f"New signing key {kid}; servers pick it up within a minute.")

@@ -1,0 +1,34 @@
+# netcalc: `make run` serves with a demo account, `make test` runs the suite.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NETCALC := $(VENV)/bin/netcalc
+PORT ?= 8000
+
+.PHONY: run test bench lint install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+install: $(PY)
+	$(PY) -m pip install -q -e .
+
+run: install
+	$(NETCALC) migrate
+	$(NETCALC) demo --port $(PORT)
+	$(NETCALC) serve --port $(PORT)
+
+test: $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pytest
+
+lint: $(PY)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+bench: install
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) bench/run.py

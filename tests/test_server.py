@@ -1,0 +1,227 @@
+"""A real `netcalc serve` on loopback, driven by HTTP and by the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.support import PASSWORD, ServerProcess
+
+pytestmark = pytest.mark.server
+
+
+def create_credentials(server: ServerProcess, email: str, *args: str) -> dict[str, Any]:
+    """Make an account and credentials through the CLI; returns the JSON it prints."""
+    made = server.cli("accounts", "create", email, "--password-stdin", stdin=PASSWORD)
+    assert made.returncode == 0, made.stderr
+    created = server.cli("credentials", "create", "--account", email, "--json", *args)
+    assert created.returncode == 0, created.stderr
+    result: dict[str, Any] = json.loads(created.stdout)
+    return result
+
+
+def get_token(server: ServerProcess, issued: dict[str, Any]) -> str:
+    response = httpx.post(
+        server.url + "/api/auth/token",
+        json={
+            "client_id": issued["client_id"],
+            "client_secret": issued["client_secret"],
+            "grant_type": "client_credentials",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"]["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_whole_flow(server: ServerProcess) -> None:
+    """Credentials from the CLI get a token that saves and reads a subnet."""
+    issued = create_credentials(server, "flow@example.com")
+    token = get_token(server, issued)
+    saved = httpx.post(
+        server.url + "/api/account/subnets",
+        json={"network_address": "192.168.7.9", "subnet_bits": 24, "name": "lab"},
+        headers=bearer(token),
+    )
+    assert saved.status_code == 200
+    assert saved.json()["subnet"]["cidr_notation"] == "192.168.7.0/24"
+    listed = httpx.get(server.url + "/api/account/subnets", headers=bearer(token))
+    assert listed.status_code == 200
+    assert [s["name"] for s in listed.json()["subnets"]] == ["lab"]
+    public = httpx.get(server.url + "/api/ip/192.168.7.9/24")
+    assert public.status_code == 200
+    assert public.json()["address"]["broadcast_address"] == "192.168.7.255"
+
+
+def test_token_verifies_with_pyjwt_from_served_jwks(server: ServerProcess) -> None:
+    """PyJWT's JWKS client verifies a token with the keys the server publishes."""
+    token = get_token(server, create_credentials(server, "jwks@example.com"))
+    keys = jwt.PyJWKClient(server.url + "/.well-known/jwks.json")
+    signing_key = keys.get_signing_key_from_jwt(token)
+    claims = jwt.decode(
+        token,
+        signing_key,
+        algorithms=["ES256"],
+        audience="netcalc",
+        issuer="http://testserver",
+    )
+    assert claims["client_id"] == claims["sub"]
+
+
+def test_cli_round_trip(server: ServerProcess) -> None:
+    """Create, list, rotate and revoke through the CLI, as the contract lists."""
+    issued = create_credentials(
+        server, "cli@example.com", "--name", "ci", "--scope", "subnets:read"
+    )
+    listed = server.cli("credentials", "list", "--account", "cli@example.com", "--json")
+    assert listed.returncode == 0
+    (row,) = json.loads(listed.stdout)
+    assert row["client_id"] == issued["client_id"]
+    assert (row["name"], row["scopes"], row["status"]) == (
+        "ci",
+        ["subnets:read"],
+        "active",
+    )
+    assert issued["client_secret"] not in listed.stdout
+
+    rotated = server.cli("credentials", "rotate", issued["client_id"], "--json")
+    assert rotated.returncode == 0
+    new = json.loads(rotated.stdout)
+    assert new["client_secret"] != issued["client_secret"]
+    assert new["previous_secret_expires_at"] is not None
+    get_token(server, issued)
+    get_token(server, new)
+
+    revoked = server.cli("credentials", "revoke", issued["client_id"])
+    assert revoked.returncode == 0
+    listed = server.cli("credentials", "list", "--account", "cli@example.com", "--json")
+    assert json.loads(listed.stdout)[0]["status"] == "revoked"
+
+
+def test_cli_errors_are_sentences(server: ServerProcess) -> None:
+    """Mistakes get one clear message and a non-zero exit, no traceback."""
+    result = server.cli("credentials", "create", "--account", "nobody@example.com")
+    assert result.returncode == 1
+    assert "No account has the email 'nobody@example.com'" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = server.cli("credentials", "revoke", "nci_" + "0" * 32)
+    assert result.returncode == 1
+    assert "No credentials have the client id" in result.stderr
+
+
+def test_revocation_through_cli_bites_at_once(server: ServerProcess) -> None:
+    """From the moment `credentials revoke` returns, the token is refused."""
+    issued = create_credentials(server, "revoke@example.com")
+    token = get_token(server, issued)
+    url = server.url + "/api/account/subnets"
+    assert httpx.get(url, headers=bearer(token)).status_code == 200
+    assert server.cli("credentials", "revoke", issued["client_id"]).returncode == 0
+    refused = httpx.get(url, headers=bearer(token))
+    assert refused.status_code == 401
+    assert refused.json()["status"] == "INVALID_GRANT"
+
+
+def test_restart_keeps_accounts_credentials_and_keys(server: ServerProcess) -> None:
+    """After a restart the same secret works and old tokens still verify."""
+    issued = create_credentials(server, "restart@example.com")
+    token = get_token(server, issued)
+    kids = httpx.get(server.url + "/.well-known/jwks.json").json()["keys"]
+    server.stop()
+    server.start()
+    assert httpx.get(server.url + "/.well-known/jwks.json").json()["keys"] == kids
+    response = httpx.get(server.url + "/api/account/subnets", headers=bearer(token))
+    assert response.status_code == 200
+    get_token(server, issued)
+
+
+def test_keys_rotate_publishes_both_keys(tmp_path: Path) -> None:
+    """`keys rotate` adds a key; the old one stays published and keeps working."""
+    server = ServerProcess(tmp_path / "rotate", NETCALC_KEY_REFRESH_SECONDS="0.5")
+    server.start()
+    try:
+        issued = create_credentials(server, "keys@example.com")
+        old_token = get_token(server, issued)
+        assert server.cli("keys", "rotate").returncode == 0
+        deadline = time.monotonic() + 10
+        kids: list[str] = []
+        while time.monotonic() < deadline and len(kids) < 2:
+            time.sleep(0.2)
+            jwks = httpx.get(server.url + "/.well-known/jwks.json").json()
+            kids = [key["kid"] for key in jwks["keys"]]
+        assert len(kids) == 2
+        new_token = get_token(server, issued)
+        assert (
+            jwt.get_unverified_header(new_token)["kid"]
+            != (jwt.get_unverified_header(old_token)["kid"])
+        )
+        for token in (old_token, new_token):
+            url = server.url + "/api/account/subnets"
+            assert httpx.get(url, headers=bearer(token)).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_token_log_line_has_no_secret(server: ServerProcess) -> None:
+    """Each token request logs one JSON line with id and status, never secrets."""
+    issued = create_credentials(server, "log@example.com")
+    token = get_token(server, issued)
+    httpx.post(
+        server.url + "/api/auth/token",
+        json={
+            "client_id": issued["client_id"],
+            "client_secret": "ncs_wrong",
+            "grant_type": "client_credentials",
+        },
+    )
+    server.stop()
+    lines = [
+        json.loads(line)
+        for line in server.log().splitlines()
+        if '"token_request"' in line
+    ]
+    assert [line["status"] for line in lines] == ["OK", "INVALID_CREDENTIALS"]
+    assert all(line["client_id"] == issued["client_id"] for line in lines)
+    assert all("latency_ms" in line and line["remote_addr"] for line in lines)
+    log = server.log()
+    assert issued["client_secret"] not in log
+    assert token not in log and token.split(".")[2] not in log
+
+
+def test_operations_endpoints(server: ServerProcess) -> None:
+    """Health, readiness and metrics answer; metrics count token requests."""
+    get_token(server, create_credentials(server, "ops@example.com"))
+    assert httpx.get(server.url + "/healthz").json() == {"status": "OK"}
+    assert httpx.get(server.url + "/readyz").json() == {"status": "OK"}
+    metrics = httpx.get(server.url + "/metrics").text
+    assert (
+        'netcalc_token_requests_total{endpoint="/api/auth/token",status="OK"} 1.0'
+        in (metrics)
+    )
+    assert "netcalc_token_request_seconds_bucket" in metrics
+
+
+def test_revocation_reaches_every_worker(tmp_path: Path) -> None:
+    """With several workers, no worker accepts a token after its revocation."""
+    server = ServerProcess(tmp_path / "workers", workers=2)
+    server.start()
+    try:
+        issued = create_credentials(server, "workers@example.com")
+        token = get_token(server, issued)
+        assert server.cli("credentials", "revoke", issued["client_id"]).returncode == 0
+        url = server.url + "/api/account/subnets"
+        # Fresh connections spread over both workers.
+        statuses = {
+            httpx.get(url, headers=bearer(token)).status_code for _ in range(20)
+        }
+        assert statuses == {401}
+    finally:
+        server.stop()

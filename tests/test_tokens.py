@@ -1,0 +1,133 @@
+"""Access tokens: RFC 9068 claims, JWKS verification and key rotation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from starlette.testclient import TestClient
+
+from netcalc.accounts.service import IssuedSecret
+from netcalc.app import create_app
+from netcalc.auth.keys import KeySealer, load_keys, rotate_keys
+from netcalc.settings import Settings
+from tests.support import Console, make_settings, token_body
+
+
+@pytest.fixture
+def issued(console: Console) -> IssuedSecret:
+    """Credentials of a fresh account, with every scope."""
+    return console.credentials(console.account("keys@example.com"))
+
+
+def get_token(client: TestClient, issued: IssuedSecret, **extra: str) -> str:
+    response = client.post("/api/auth/token", json=token_body(issued, **extra))
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"]["access_token"])
+
+
+def verify_with_jwks(
+    client: TestClient, token: str, settings: Settings
+) -> dict[str, Any]:
+    """Verify as an outside resource server would: PyJWT and the served JWKS."""
+    key_set = jwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = next(k for k in key_set.keys if k.key_id == kid)
+    return jwt.decode(
+        token,
+        key,
+        algorithms=[key.algorithm_name],
+        audience=settings.audience,
+        issuer=settings.issuer,
+    )
+
+
+def test_token_is_an_rfc9068_jwt(
+    client: TestClient, settings: Settings, issued: IssuedSecret
+) -> None:
+    """The token is an ES256 at+jwt with every claim the contract lists."""
+    token = get_token(client, issued)
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "ES256"
+    claims = verify_with_jwks(client, token, settings)
+    assert claims["sub"] == claims["client_id"] == issued.client_id
+    assert claims["iss"] == settings.issuer
+    assert claims["aud"] == settings.audience
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["scope"] == "subnets:read subnets:write"
+    assert claims["jti"] and claims["account_id"]
+
+
+def test_token_ids_are_unique(client: TestClient, issued: IssuedSecret) -> None:
+    """Every token gets its own jti."""
+    tokens = [get_token(client, issued) for _ in range(5)]
+    assert (
+        len({jwt.decode(t, options={"verify_signature": False})["jti"] for t in tokens})
+        == 5
+    )
+
+
+def test_jwks_holds_only_public_parts(client: TestClient) -> None:
+    """The key set publishes no private key member."""
+    keys = client.get("/.well-known/jwks.json").json()["keys"]
+    assert keys
+    for key in keys:
+        assert "d" not in key and {"kid", "alg", "use"} <= key.keys()
+
+
+def test_rotation_keeps_old_key_published(
+    client: TestClient, settings: Settings, console: Console, issued: IssuedSecret
+) -> None:
+    """After `keys rotate`, old tokens still verify and new ones use the new key."""
+    old_token = get_token(client, issued)
+    sealer = KeySealer(settings.server_secret())
+    new_kid = console.run(
+        lambda e: rotate_keys(e, sealer, "ES256", settings.token_ttl_max)
+    )
+    client.portal.call(client.app.state.runtime.keys.refresh)  # type: ignore[attr-defined]
+    new_token = get_token(client, issued)
+    assert jwt.get_unverified_header(new_token)["kid"] == new_kid
+    assert jwt.get_unverified_header(old_token)["kid"] != new_kid
+    for token in (old_token, new_token):
+        verify_with_jwks(client, token, settings)
+        response = client.get(
+            "/api/account/subnets", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200
+
+
+def test_retired_key_unpublished_after_its_tokens_expire(
+    settings: Settings, console: Console
+) -> None:
+    """A retired key leaves the key set once its last token has expired."""
+    sealer = KeySealer(settings.server_secret())
+    first = console.run(lambda e: rotate_keys(e, sealer, "ES256", 3600))
+    console.run(lambda e: rotate_keys(e, sealer, "ES256", 0))
+    kids = [key.kid for key in console.run(lambda e: load_keys(e, sealer))]
+    assert first not in kids and len(kids) == 1
+
+
+@pytest.mark.parametrize("alg", ["EdDSA", "RS256"])
+def test_other_algorithms_by_configuration(
+    tmp_path: Path, console: Console, issued: IssuedSecret, alg: str
+) -> None:
+    """EdDSA and RS256 signing work when configured, and verify from the JWKS."""
+    settings = make_settings(tmp_path, signing_alg=alg)
+    with TestClient(create_app(settings)) as client:
+        token = get_token(client, issued)
+        assert jwt.get_unverified_header(token)["alg"] == alg
+        verify_with_jwks(client, token, settings)
+
+
+def test_private_keys_are_sealed_at_rest(
+    settings: Settings, client: TestClient
+) -> None:
+    """No PEM private key is readable in the database file."""
+    data = Path(settings.database_url.removeprefix("sqlite:///")).read_bytes()
+    wal = Path(settings.database_url.removeprefix("sqlite:///") + "-wal")
+    if wal.exists():
+        data += wal.read_bytes()
+    assert b"PRIVATE KEY" not in data
