@@ -9,7 +9,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.db import new_id, utcnow
-from netcalc.errors import MissingValues, NetworkAddressInvalid, NotFound
+from netcalc.errors import (
+    InvalidRequest,
+    MissingValues,
+    NetworkAddressInvalid,
+    NotFound,
+)
 from netcalc.subnets.tables import subnets
 
 NAME_LIMIT = 100
@@ -27,7 +32,7 @@ _COLUMNS = (
 def _network(address: object, bits: object) -> ipaddress.IPv4Network:
     if not isinstance(address, str) or isinstance(bits, bool):
         raise NetworkAddressInvalid()
-    if isinstance(bits, str) and bits.isdecimal() and len(bits) <= 2:
+    if isinstance(bits, str) and bits.isascii() and bits.isdigit() and len(bits) <= 2:
         bits = int(bits)
     if not isinstance(bits, int) or not 0 <= bits <= 32:
         raise NetworkAddressInvalid()
@@ -40,16 +45,22 @@ def _network(address: object, bits: object) -> ipaddress.IPv4Network:
 
 def new_subnet(fields: dict[str, Any]) -> dict[str, Any]:
     """Validate a subnet to save; the address is normalised to its network."""
+    name = fields.get("name")
+    if isinstance(name, str):
+        name = name.strip()
     missing = [
-        name
-        for name in ("network_address", "subnet_bits", "name")
-        if fields.get(name) in (None, "")
+        label
+        for label, value in (
+            ("network_address", fields.get("network_address")),
+            ("subnet_bits", fields.get("subnet_bits")),
+            ("name", name),
+        )
+        if value is None or value == ""
     ]
     if missing:
         raise MissingValues(f"Give {', '.join(missing)}.")
-    name = fields["name"]
     if not isinstance(name, str) or len(name) > NAME_LIMIT:
-        raise MissingValues(f"name must be text of at most {NAME_LIMIT} characters.")
+        raise InvalidRequest(f"name must be text of at most {NAME_LIMIT} characters.")
     network = _network(fields["network_address"], fields["subnet_bits"])
     return {
         "name": name,
