@@ -119,7 +119,7 @@ class ServerProcess:
             | {
                 "NETCALC_DATABASE_URL": f"sqlite:///{folder / 'netcalc.db'}",
                 "NETCALC_SECRET_KEY_FILE": str(folder / "secret.key"),
-                "NETCALC_ISSUER": "http://testserver",
+                "NETCALC_ISSUER": f"http://127.0.0.1:{self.port}",
             }
             | env
         )

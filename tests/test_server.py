@@ -72,7 +72,7 @@ def test_token_verifies_with_pyjwt_from_served_jwks(server: ServerProcess) -> No
         signing_key,
         algorithms=["ES256"],
         audience="netcalc",
-        issuer="http://testserver",
+        issuer=server.url,
     )
     assert claims["client_id"] == claims["sub"]
 

@@ -94,7 +94,7 @@ def test_form_body_accepted() -> None:
     """A form body with the same fields reads the same."""
     body = b"client_id=id&client_secret=secret&grant_type=client_credentials"
     request = read_token_request(FORM, body, None)
-    assert (request.client_id, request.client_secret) == ("id", "secret")
+    assert (request.client_id, request.client.client_secret) == ("id", "secret")
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_same_client_id_beside_basic_is_allowed() -> None:
     """A body that only repeats the Basic client_id authenticates nothing twice."""
     body = json.dumps({"client_id": "id", "grant_type": "client_credentials"})
     request = read_token_request(JSON, body.encode(), basic("id", "secret"))
-    assert request.used_basic and request.client_secret == "secret"
+    assert request.client.used_basic and request.client.client_secret == "secret"
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = Runtime.build(settings)
     install_error_handlers(app)
     app.include_router(auth.router)
+    app.include_router(auth.oauth_router)
     app.include_router(subnets.router)
     app.include_router(calculator.router)
     _operations(app)

@@ -14,6 +14,7 @@ the standard OAuth endpoints is carried too where it differs.
     ├── GrantError              the token endpoint refuses a grant
     │   ├── MissingCredentials      401 MISSING_CREDENTIALS
     │   ├── InvalidGrantType        401 INVALID_GRANT_TYPE
+    │   │   └── MissingGrantType        401 INVALID_GRANT_TYPE (invalid_request)
     │   ├── TooManyRequests         429 TOO_MANY_REQUESTS
     │   ├── CredentialsNotFound     401 CREDENTIALS_NOT_FOUND
     │   ├── InvalidCredentials      401 INVALID_CREDENTIALS
@@ -25,6 +26,7 @@ the standard OAuth endpoints is carried too where it differs.
     │   ├── InvalidToken            401 INVALID_GRANT
     │   └── InsufficientScope       403 INSUFFICIENT_SCOPE
     ├── NotFound                400 NOT_FOUND
+    ├── CsrfRejected            403 CSRF_REJECTED
     ├── NetworkAddressInvalid   400 NETWORK_ADDRESS_INVALID
     ├── NoAddressSpecified      400 NO_ADDRESS_SPECIFIED
     ├── InvalidAddress          400 INVALID_ADDRESS
@@ -128,12 +130,20 @@ class InvalidGrantType(GrantError):
     default_message = "The grant_type must be 'client_credentials'."
 
 
+class MissingGrantType(InvalidGrantType):
+    """grant_type is absent: a missing parameter to RFC 6749 §5.2."""
+
+    oauth_error = "invalid_request"
+    default_message = "The grant_type parameter is missing."
+
+
 class TooManyRequests(GrantError):
     """Too many failed attempts for this client id or from this address."""
 
     status = "TOO_MANY_REQUESTS"
     http_status = 429
-    oauth_error = "slow_down"
+    # RFC 6749 has no code for throttling; this one says "retry later".
+    oauth_error = "temporarily_unavailable"
     default_message = "Too many failed attempts; retry later."
 
     def __init__(self, retry_after: int) -> None:
@@ -232,6 +242,17 @@ class NotFound(NetcalcError):
     status = "NOT_FOUND"
     http_status = 400
     default_message = "Nothing was found with that id."
+
+
+class CsrfRejected(NetcalcError):
+    """A console form came without the CSRF token of the caller's session."""
+
+    status = "CSRF_REJECTED"
+    http_status = 403
+    default_message = (
+        "This form has expired or was not sent from this site. "
+        "Reload the page and try again."
+    )
 
 
 class NetworkAddressInvalid(NetcalcError):

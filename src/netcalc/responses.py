@@ -49,6 +49,38 @@ def error_body(error: NetcalcError) -> JSONBody:
     )
 
 
+class OAuthProblem(Exception):
+    """A netcalc error to be answered in the shape of RFC 6749 §5.2."""
+
+    def __init__(self, error: NetcalcError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def oauth_error_body(error: NetcalcError) -> JSONBody:
+    """The RFC 6749 §5.2 error response for a netcalc error.
+
+    invalid_client is 401 with a Basic challenge; size, throttling and
+    server failures keep their own status; every other error is 400.
+    """
+    headers = NO_STORE | error.headers()
+    status = error.http_status
+    if error.oauth_error == "invalid_client":
+        status = 401
+        headers["WWW-Authenticate"] = 'Basic realm="netcalc"'
+    elif status not in (413, 429, 500):
+        status = 400
+    return JSONBody(
+        {"error": error.oauth_error, "error_description": error.message},
+        status_code=status,
+        headers=headers,
+    )
+
+
+async def _oauth_problem(_: Request, exc: Exception) -> Response:
+    return oauth_error_body(cast(OAuthProblem, exc).error)
+
+
 async def _netcalc_error(_: Request, exc: Exception) -> Response:
     return error_body(cast(NetcalcError, exc))
 
@@ -76,6 +108,7 @@ async def _unexpected_error(_: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error raised inside `app` through this module."""
     app.add_exception_handler(NetcalcError, _netcalc_error)
+    app.add_exception_handler(OAuthProblem, _oauth_problem)
     app.add_exception_handler(HTTPException, _routing_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

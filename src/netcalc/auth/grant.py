@@ -16,7 +16,7 @@ from netcalc.auth.keyring import KeyRing
 from netcalc.auth.scopes import grant_scopes, parse_scope
 from netcalc.auth.store import ClientRecord
 from netcalc.auth.throttle import FailureThrottle
-from netcalc.auth.token_request import TokenRequest
+from netcalc.auth.token_request import ClientAuthentication, TokenRequest
 from netcalc.auth.tokens import TokenPolicy, issue_token
 from netcalc.auth.usage import UsageRecorder
 from netcalc.db import utcnow
@@ -66,14 +66,24 @@ class ClientCredentialsGrant:
         self._usage = usage
         self._clock = clock
 
+    async def authenticate(
+        self, presented: ClientAuthentication, address: str
+    ) -> ClientRecord:
+        """The client's stored record, once its secret is proven (RFC 6749 §2.3).
+
+        Throttled and counted like the token endpoint, so introspection and
+        revocation offer no side door for guessing secrets.
+        """
+        await self._throttle.check(presented.client_id, address)
+        try:
+            return await self._check_secret(presented)
+        except GrantError:
+            await self._throttle.failed(presented.client_id, address)
+            raise
+
     async def grant(self, request: TokenRequest, address: str) -> GrantedToken:
         """Authenticate the client and issue its token, or raise a GrantError."""
-        await self._throttle.check(request.client_id, address)
-        try:
-            client = await self._authenticate(request)
-        except GrantError:
-            await self._throttle.failed(request.client_id, address)
-            raise
+        client = await self.authenticate(request.client, address)
         if client.account_disabled:
             raise InvalidGrant("The account of these credentials is disabled.")
         scopes = grant_scopes(parse_scope(request.scope), client.scopes)
@@ -90,13 +100,13 @@ class ClientCredentialsGrant:
         self._usage.used(client.client_id)
         return GrantedToken(token, ttl, scopes, client.client_id, jti)
 
-    async def _authenticate(self, request: TokenRequest) -> ClientRecord:
+    async def _check_secret(self, presented: ClientAuthentication) -> ClientRecord:
         client = None
-        if is_client_id(request.client_id):
-            client = await self._find_client(request.client_id)
+        if is_client_id(presented.client_id):
+            client = await self._find_client(presented.client_id)
         if client is None:
             raise CredentialsNotFound()
-        if not self._secret_matches(client, request.client_secret):
+        if not self._secret_matches(client, presented.client_secret):
             raise InvalidCredentials()
         if client.revoked:
             raise RevokedCredentials()

@@ -16,45 +16,64 @@ from netcalc.errors import (
     InvalidGrantType,
     InvalidRequest,
     MissingCredentials,
+    MissingGrantType,
     MissingHeader,
 )
 
 GRANT_TYPE = "client_credentials"
 """The only grant netcalc issues tokens for (RFC 6749 §4.4)."""
 
-_FIELDS = ("client_id", "client_secret", "grant_type", "scope")
+TOKEN_FIELDS = ("client_id", "client_secret", "grant_type", "scope")
+"""The fields of a token request (RFC 6749 §4.4.2)."""
+
+
+@dataclass(frozen=True)
+class ClientAuthentication:
+    """The credentials a client presented (RFC 6749 §2.3.1), not yet checked."""
+
+    client_id: str
+    client_secret: str
+    used_basic: bool
 
 
 @dataclass(frozen=True)
 class TokenRequest:
     """A token request whose shape has been checked, before any lookup."""
 
-    client_id: str
-    client_secret: str
+    client: ClientAuthentication
     grant_type: str
     scope: str | None
-    used_basic: bool
+
+    @property
+    def client_id(self) -> str:
+        return self.client.client_id
 
 
-def parse_body(content_type: str | None, body: bytes) -> dict[str, str]:
-    """The request's fields from a JSON or form body.
+def parse_body(
+    content_type: str | None,
+    body: bytes,
+    names: tuple[str, ...] = TOKEN_FIELDS,
+    *,
+    allow_json: bool = True,
+) -> dict[str, str]:
+    """The named fields of a JSON or form body; other fields are ignored.
 
     Raises MissingHeader for an absent or unreadable media type, and
     InvalidRequest for a body that does not parse, a field given twice, or a
-    known field that is not a string. A JSON null counts as absent.
+    named field that is not a string. A JSON null counts as absent.
     """
     kind = media_type(content_type)
-    if kind == JSON:
-        return _json_fields(body)
+    if kind == JSON and allow_json:
+        return _json_fields(body, names)
     if kind == FORM:
-        return _form_fields(body)
+        return _form_fields(body, names)
     raise MissingHeader()
 
 
-def _json_fields(body: bytes) -> dict[str, str]:
+def _json_fields(body: bytes, names: tuple[str, ...]) -> dict[str, str]:
     document = parse_json_object(body)
     fields: dict[str, str] = {}
-    for name in _FIELDS:
+    for name in names:
         value = document.get(name)
         if value is None:
             continue
@@ -64,14 +83,14 @@ def _json_fields(body: bytes) -> dict[str, str]:
     return fields
 
 
-def _form_fields(body: bytes) -> dict[str, str]:
+def _form_fields(body: bytes, names: tuple[str, ...]) -> dict[str, str]:
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The form body is not valid UTF-8.") from None
     fields = reject_duplicates(pairs)
-    return {name: fields[name] for name in _FIELDS if name in fields}
+    return {name: fields[name] for name in names if name in fields}
 
 
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
@@ -99,11 +118,14 @@ def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
         raise InvalidRequest("The Basic authorization header is malformed.") from None
 
 
-def read_token_request(
-    content_type: str | None, body: bytes, authorization: str | None
-) -> TokenRequest:
-    """Check a token request in the order of CONTRACT §1, up to grant_type."""
-    fields = parse_body(content_type, body)
+def authenticate_client(
+    fields: dict[str, str], authorization: str | None
+) -> ClientAuthentication:
+    """The client's id and secret, from the Basic header or the body.
+
+    Raises InvalidRequest when both carry credentials (RFC 6749 §2.3) and
+    MissingCredentials when either part is absent or empty.
+    """
     basic = basic_credentials(authorization)
     if basic is not None:
         fields = _merge_basic(fields, basic)
@@ -111,16 +133,25 @@ def read_token_request(
     client_secret = fields.get("client_secret")
     if not client_id or not client_secret:
         raise MissingCredentials()
+    return ClientAuthentication(client_id, client_secret, basic is not None)
+
+
+def read_token_request(
+    content_type: str | None,
+    body: bytes,
+    authorization: str | None,
+    *,
+    allow_json: bool = True,
+) -> TokenRequest:
+    """Check a token request in the order of CONTRACT §1, up to grant_type."""
+    fields = parse_body(content_type, body, allow_json=allow_json)
+    client = authenticate_client(fields, authorization)
     grant_type = fields.get("grant_type")
+    if grant_type is None:
+        raise MissingGrantType()
     if grant_type != GRANT_TYPE:
         raise InvalidGrantType()
-    return TokenRequest(
-        client_id=client_id,
-        client_secret=client_secret,
-        grant_type=grant_type,
-        scope=fields.get("scope"),
-        used_basic=basic is not None,
-    )
+    return TokenRequest(client, grant_type, fields.get("scope"))
 
 
 def _merge_basic(fields: dict[str, str], basic: tuple[str, str]) -> dict[str, str]:

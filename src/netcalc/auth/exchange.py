@@ -1,0 +1,65 @@
+"""One token request from HTTP to grant, shared by both token endpoints.
+
+The seed endpoint and the RFC 6749 endpoint differ only in the shape of
+their answers; reading, throttling, logging and counting are the same.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+
+from netcalc.auth.grant import GrantedToken
+from netcalc.auth.token_request import TokenRequest, read_token_request
+from netcalc.errors import NetcalcError
+from netcalc.http_body import read_body
+from netcalc.observe import observe_token_request
+from netcalc.runtime import Runtime
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The Runtime of the app serving this request."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def client_address(request: Request) -> str:
+    """The caller's address, as the server (or a trusted proxy) reports it."""
+    return request.client.host if request.client else "unknown"
+
+
+async def exchange(
+    request: Request, endpoint: str, *, allow_json: bool
+) -> tuple[TokenRequest, GrantedToken]:
+    """Read a token request and run the grant, logging one line either way."""
+    runtime = runtime_of(request)
+    started = time.perf_counter()
+    address = client_address(request)
+    client_id: str | None = None
+    status = "OK"
+    try:
+        body = await read_body(request, runtime.settings.body_limit)
+        token_request = read_token_request(
+            request.headers.get("content-type"),
+            body,
+            request.headers.get("authorization"),
+            allow_json=allow_json,
+        )
+        client_id = token_request.client_id
+        granted = await runtime.grant.grant(token_request, address)
+    except NetcalcError as error:
+        status = error.status
+        raise
+    except Exception:
+        status = "SYSTEM_ERROR"
+        raise
+    finally:
+        observe_token_request(
+            endpoint=endpoint,
+            client_id=client_id,
+            status=status,
+            seconds=time.perf_counter() - started,
+            address=address,
+        )
+    return token_request, granted

@@ -1,0 +1,142 @@
+"""The standard OAuth 2.0 endpoints, for clients that speak the RFCs.
+
+Token (RFC 6749 §4.4), introspection (RFC 7662), revocation (RFC 7009) and
+server metadata (RFC 8414). They share the grant, the throttle and the log
+line with the seed endpoint; only the shape of their answers differs.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from netcalc.auth.exchange import client_address, exchange, runtime_of
+from netcalc.auth.scopes import ACCOUNT_SCOPES
+from netcalc.auth.store import ClientRecord, revoke_token, token_is_live
+from netcalc.auth.token_request import authenticate_client, parse_body
+from netcalc.auth.tokens import AccessToken, verify_token
+from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError
+from netcalc.http_body import read_body
+from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
+from netcalc.runtime import Runtime
+
+router = APIRouter()
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+"""Client authentication methods every endpoint accepts (RFC 6749 §2.3.1)."""
+
+
+@router.post("/oauth2/token")
+async def token(request: Request) -> Response:
+    """The client credentials grant with RFC 6749 §5.1 and §5.2 answers."""
+    try:
+        _, granted = await exchange(request, "/oauth2/token", allow_json=False)
+    except NetcalcError as error:
+        raise OAuthProblem(error) from error
+    body = {
+        "access_token": granted.access_token,
+        "token_type": "Bearer",
+        "expires_in": granted.expires_in,
+        "scope": " ".join(granted.scopes),
+    }
+    return JSONBody(body, headers=NO_STORE)
+
+
+async def _caller_and_token(request: Request) -> tuple[ClientRecord, str]:
+    """Authenticate the calling client and read the `token` parameter."""
+    runtime = runtime_of(request)
+    try:
+        body = await read_body(request, runtime.settings.body_limit)
+        fields = parse_body(
+            request.headers.get("content-type"),
+            body,
+            ("client_id", "client_secret", "token", "token_type_hint"),
+            allow_json=False,
+        )
+        presented = authenticate_client(fields, request.headers.get("authorization"))
+        caller = await runtime.grant.authenticate(presented, client_address(request))
+        if not fields.get("token"):
+            raise InvalidRequest("The token parameter is missing.")
+    except NetcalcError as error:
+        raise OAuthProblem(error) from error
+    return caller, fields["token"]
+
+
+async def _verified(runtime: Runtime, token: str) -> AccessToken | None:
+    try:
+        return await verify_token(token, runtime.keys, runtime.policy, time.time)
+    except InvalidToken:
+        return None
+
+
+@router.post("/oauth2/introspect")
+async def introspect(request: Request) -> Response:
+    """RFC 7662: whether a token is active, for its own account's clients only."""
+    runtime = runtime_of(request)
+    caller, token_value = await _caller_and_token(request)
+    access = await _verified(runtime, token_value)
+    inactive = JSONBody({"active": False}, headers=NO_STORE)
+    if access is None or access.account_id != caller.account_id:
+        return inactive
+    if not await token_is_live(runtime.engine, access.client_id, access.jti):
+        return inactive
+    return JSONBody(_introspection(access), headers=NO_STORE)
+
+
+def _introspection(access: AccessToken) -> dict[str, Any]:
+    claims = access.claims
+    return {
+        "active": True,
+        "scope": claims["scope"],
+        "client_id": access.client_id,
+        "token_type": "Bearer",
+        "exp": access.expires_at,
+        "iat": access.issued_at,
+        "sub": claims.get("sub", access.client_id),
+        "aud": claims["aud"],
+        "iss": claims["iss"],
+        "jti": access.jti,
+        "account_id": access.account_id,
+    }
+
+
+@router.post("/oauth2/revoke")
+async def revoke(request: Request) -> Response:
+    """RFC 7009: revoke one access token of the caller's account.
+
+    Unknown, expired and foreign tokens get the same empty 200 (§2.2), so
+    the answer tells nothing about tokens the caller does not own.
+    """
+    runtime = runtime_of(request)
+    caller, token_value = await _caller_and_token(request)
+    access = await _verified(runtime, token_value)
+    if access is not None and access.account_id == caller.account_id:
+        expires = datetime.fromtimestamp(access.expires_at, UTC)
+        await revoke_token(runtime.engine, access.jti, access.client_id, expires)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.get("/.well-known/oauth-authorization-server")
+async def metadata(request: Request) -> Response:
+    """Authorization server metadata (RFC 8414 §2)."""
+    settings = runtime_of(request).settings
+    base = settings.issuer.rstrip("/")
+    document = {
+        "issuer": settings.issuer,
+        "token_endpoint": f"{base}/oauth2/token",
+        "introspection_endpoint": f"{base}/oauth2/introspect",
+        "revocation_endpoint": f"{base}/oauth2/revoke",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "scopes_supported": list(ACCOUNT_SCOPES),
+        "access_token_signing_alg_values_supported": [settings.signing_alg],
+    }
+    return JSONBody(document, headers={"Cache-Control": "public, max-age=300"})

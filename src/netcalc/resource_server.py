@@ -1,0 +1,190 @@
+"""Guard any Starlette or FastAPI service with netcalc access tokens.
+
+The guard verifies tokens offline with the issuer's published keys (RFC
+7517), fetched once and cached, and fetched again once when a token names a
+key id it has not seen, as after a key rotation. It checks the algorithm
+against the key, the signature, `iss`, `aud`, `exp` and `iat`, and the
+scope a route needs. With introspection credentials it also asks the issuer
+whether the token is still active (RFC 7662), so a revocation bites at once.
+
+FastAPI::
+
+    guard = TokenGuard("https://auth.example.com", audience="netcalc")
+
+    @app.get("/reports")
+    async def reports(claims: Annotated[dict, Depends(guard.require("subnets:read"))]):
+        return {"client": claims["client_id"]}
+
+Starlette::
+
+    async def reports(request):
+        claims = await guard.authenticate(request, scope="subnets:read")
+
+Refusals are `starlette.exceptions.HTTPException` with status 401 or 403 and
+the `WWW-Authenticate` challenge of RFC 6750 §3.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+__all__ = ["Introspection", "TokenGuard"]
+
+_FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
+_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
+_REFETCH_INTERVAL = 5.0
+"""Least seconds between key fetches caused by unknown key ids."""
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """Client credentials the guard uses to ask the issuer about tokens.
+
+    They must belong to the same netcalc account as the tokens, since the
+    issuer only tells a client about its own account's tokens.
+    """
+
+    client_id: str
+    client_secret: str
+
+
+class TokenGuard:
+    """Verifies bearer tokens issued by one netcalc issuer for one audience."""
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        *,
+        introspection: Introspection | None = None,
+        algorithms: tuple[str, ...] = ("ES256", "EdDSA", "RS256"),
+        leeway: int = 30,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self._base = issuer.rstrip("/")
+        self._introspection = introspection
+        self._algorithms = algorithms
+        self._leeway = leeway
+        self._http = http or httpx.AsyncClient(timeout=5.0)
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+
+    async def aclose(self) -> None:
+        """Close the HTTP client the guard made for itself."""
+        await self._http.aclose()
+
+    async def _fetch_keys(self) -> None:
+        try:
+            response = await self._http.get(f"{self._base}/.well-known/jwks.json")
+            response.raise_for_status()
+        except httpx.HTTPError:
+            raise _unavailable() from None
+        key_set = jwt.PyJWKSet.from_dict(response.json())
+        self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
+        self._fetched_at = time.monotonic()
+
+    async def _key(self, kid: str) -> jwt.PyJWK | None:
+        stale = time.monotonic() - self._fetched_at >= _REFETCH_INTERVAL
+        if kid not in self._keys and stale:
+            await self._fetch_keys()
+        return self._keys.get(kid)
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a valid, active token; HTTPException 401 otherwise."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _invalid("The token is not a JWT.") from None
+        key = await self._checked_key(header)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[header["alg"]],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise _invalid(f"The token was refused: {exc}.") from None
+        if claims["iat"] > self._clock() + self._leeway:
+            raise _invalid("The token was issued in the future.")
+        if self._introspection and not await self._active(token, self._introspection):
+            raise _invalid("The token is no longer active.")
+        return claims
+
+    async def _checked_key(self, header: dict[str, Any]) -> jwt.PyJWK:
+        kid, alg, typ = header.get("kid"), header.get("alg"), header.get("typ")
+        if _FORBIDDEN_HEADERS & header.keys() or not isinstance(kid, str):
+            raise _invalid("The token header is not acceptable.")
+        if not isinstance(typ, str) or typ.lower() not in _TOKEN_TYPES:
+            raise _invalid("The token is not an access token.")
+        key = await self._key(kid)
+        if key is None or alg not in self._algorithms or alg != key.algorithm_name:
+            raise _invalid("The token is not signed by a known key.")
+        return key
+
+    async def _active(self, token: str, introspection: Introspection) -> bool:
+        try:
+            response = await self._http.post(
+                f"{self._base}/oauth2/introspect",
+                data={"token": token},
+                auth=(introspection.client_id, introspection.client_secret),
+            )
+            response.raise_for_status()
+        except httpx.HTTPError:
+            raise _unavailable() from None
+        return response.json().get("active") is True
+
+    async def authenticate(
+        self, request: Request, scope: str | None = None
+    ) -> dict[str, Any]:
+        """Verify the request's bearer token and, if given, its scope."""
+        parts = request.headers.get("authorization", "").split()
+        if len(parts) != 2 or parts[0].lower() != "bearer":
+            raise HTTPException(
+                401, "A bearer token is required.", {"WWW-Authenticate": "Bearer"}
+            )
+        claims = await self.verify(parts[1])
+        if scope is not None and scope not in str(claims.get("scope", "")).split():
+            challenge = f'Bearer error="insufficient_scope", scope="{scope}"'
+            raise HTTPException(
+                403,
+                f"The '{scope}' scope is required.",
+                {"WWW-Authenticate": challenge},
+            )
+        return claims
+
+    def require(
+        self, scope: str | None = None
+    ) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+        """A FastAPI dependency giving the claims of a valid token with `scope`."""
+
+        async def dependency(request: Request) -> dict[str, Any]:
+            return await self.authenticate(request, scope)
+
+        return dependency
+
+
+def _invalid(description: str) -> HTTPException:
+    return HTTPException(
+        401, description, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
+
+
+def _unavailable() -> HTTPException:
+    # The guard fails closed: no keys or no answer means no access.
+    return HTTPException(503, "The token issuer cannot be reached; retry later.")

@@ -1,0 +1,461 @@
+"""The standard OAuth 2.0 endpoints, driven by clients this project did not write."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+from oauthlib.oauth2 import BackendApplicationClient
+from requests_oauthlib import OAuth2Session
+from starlette.exceptions import HTTPException
+
+from netcalc.resource_server import TokenGuard
+from tests.support import PASSWORD, ServerProcess, free_port
+
+pytestmark = pytest.mark.server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One live server for the module, with no clock-skew leeway."""
+    process = ServerProcess(
+        tmp_path_factory.mktemp("oauth"), NETCALC_CLOCK_SKEW_SECONDS="0"
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+_accounts = iter(range(1000))
+
+
+def credentials(
+    server: ServerProcess, *args: str, email: str | None = None
+) -> dict[str, Any]:
+    """New credentials, in a new account unless `email` names an existing one."""
+    if email is None:
+        email = f"oauth{next(_accounts)}@example.com"
+        made = server.cli(
+            "accounts", "create", email, "--password-stdin", stdin=PASSWORD
+        )
+        assert made.returncode == 0, made.stderr
+    created = server.cli("credentials", "create", "--account", email, "--json", *args)
+    assert created.returncode == 0, created.stderr
+    result: dict[str, Any] = json.loads(created.stdout) | {"email": email}
+    return result
+
+
+def metadata(server: ServerProcess) -> dict[str, Any]:
+    response = httpx.get(server.url + "/.well-known/oauth-authorization-server")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def oauth_token(
+    server: ServerProcess, issued: dict[str, Any], **form: str
+) -> httpx.Response:
+    return httpx.post(
+        server.url + "/oauth2/token",
+        data={"grant_type": "client_credentials"} | form,
+        auth=(issued["client_id"], issued["client_secret"]),
+    )
+
+
+def access_token(server: ServerProcess, issued: dict[str, Any]) -> str:
+    response = oauth_token(server, issued)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def introspect(
+    server: ServerProcess, caller: dict[str, Any], token: str
+) -> dict[str, Any]:
+    response = httpx.post(
+        server.url + "/oauth2/introspect",
+        data={"token": token},
+        auth=(caller["client_id"], caller["client_secret"]),
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def subnets_status(server: ServerProcess, token: str) -> int:
+    response = httpx.get(
+        server.url + "/api/account/subnets",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return response.status_code
+
+
+def test_metadata_describes_the_server(server: ServerProcess) -> None:
+    """RFC 8414 metadata names the issuer, endpoints, methods, scopes and algorithms."""
+    document = metadata(server)
+    assert document["issuer"] == server.url
+    assert document["token_endpoint"] == server.url + "/oauth2/token"
+    assert document["introspection_endpoint"] == server.url + "/oauth2/introspect"
+    assert document["revocation_endpoint"] == server.url + "/oauth2/revoke"
+    assert document["jwks_uri"] == server.url + "/.well-known/jwks.json"
+    assert document["grant_types_supported"] == ["client_credentials"]
+    assert set(document["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+    }
+    assert document["scopes_supported"] == ["subnets:read", "subnets:write"]
+    assert document["access_token_signing_alg_values_supported"] == ["ES256"]
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_authlib_fetches_a_token(server: ServerProcess, method: str) -> None:
+    """Authlib's OAuth2Client gets a working token with either authentication method."""
+    issued = credentials(server)
+    with OAuth2Client(
+        issued["client_id"], issued["client_secret"], token_endpoint_auth_method=method
+    ) as client:
+        token = client.fetch_token(
+            metadata(server)["token_endpoint"], grant_type="client_credentials"
+        )
+        assert token["token_type"] == "Bearer"
+        assert token["expires_in"] == 3600
+        assert token["scope"] == "subnets:read subnets:write"
+        response = client.get(server.url + "/api/account/subnets")
+    assert response.status_code == 200
+    assert response.json()["status"] == "OK"
+
+
+def test_requests_oauthlib_backend_application(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests-oauthlib's BackendApplicationClient gets a token and calls the API."""
+    # oauthlib insists on https; this server is plain HTTP on loopback.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    issued = credentials(server, "--scope", "subnets:read")
+    session = OAuth2Session(
+        client=BackendApplicationClient(client_id=issued["client_id"])
+    )
+    token = session.fetch_token(
+        token_url=server.url + "/oauth2/token",
+        client_id=issued["client_id"],
+        client_secret=issued["client_secret"],
+    )
+    assert token["scope"] == ["subnets:read"]
+    response = session.get(server.url + "/api/account/subnets")
+    assert response.status_code == 200
+
+
+def test_pyjwt_verifies_with_jwks_uri_from_metadata(server: ServerProcess) -> None:
+    """PyJWT's PyJWKClient, pointed at the metadata's jwks_uri, verifies a token."""
+    token = access_token(server, credentials(server))
+    document = metadata(server)
+    signing_key = jwt.PyJWKClient(document["jwks_uri"]).get_signing_key_from_jwt(token)
+    claims = jwt.decode(
+        token,
+        signing_key,
+        algorithms=document["access_token_signing_alg_values_supported"],
+        audience="netcalc",
+        issuer=document["issuer"],
+    )
+    assert claims["scope"] == "subnets:read subnets:write"
+
+
+def test_success_response_shape(server: ServerProcess) -> None:
+    """The §5.1 answer has exactly the standard members and is never cached."""
+    response = oauth_token(server, credentials(server), scope="subnets:read")
+    assert response.status_code == 200
+    assert set(response.json()) == {"access_token", "token_type", "expires_in", "scope"}
+    assert response.json()["scope"] == "subnets:read"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+
+
+def _error(response: httpx.Response) -> tuple[int, str]:
+    assert response.headers["cache-control"] == "no-store"
+    return response.status_code, response.json()["error"]
+
+
+def test_client_failures_are_all_invalid_client(server: ServerProcess) -> None:
+    """Unknown id, wrong secret and revoked credentials all get 401 invalid_client."""
+    issued = credentials(server)
+    revoked = credentials(server)
+    assert server.cli("credentials", "revoke", revoked["client_id"]).returncode == 0
+    attempts = [
+        issued | {"client_id": "nci_" + "0" * 32},
+        issued | {"client_secret": revoked["client_secret"]},
+        revoked,
+    ]
+    for attempt in attempts:
+        response = oauth_token(server, attempt)
+        assert _error(response) == (401, "invalid_client")
+        assert response.headers["www-authenticate"].startswith("Basic")
+
+
+def test_missing_client_authentication(server: ServerProcess) -> None:
+    """A request with no client authentication is invalid_client."""
+    response = httpx.post(
+        server.url + "/oauth2/token", data={"grant_type": "client_credentials"}
+    )
+    assert _error(response) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize(
+    "form, expected",
+    [
+        ({"grant_type": "password"}, "unsupported_grant_type"),
+        ({"grant_type": None}, "invalid_request"),
+        ({"scope": "admin"}, "invalid_scope"),
+    ],
+    ids=["other-grant", "no-grant-type", "unknown-scope"],
+)
+def test_request_errors(
+    server: ServerProcess, form: dict[str, str | None], expected: str
+) -> None:
+    """Grant type and scope problems get their RFC 6749 §5.2 codes with 400."""
+    issued = credentials(server)
+    data = {k: v for k, v in ({"grant_type": "client_credentials"} | form).items() if v}
+    response = httpx.post(
+        server.url + "/oauth2/token",
+        data=data,
+        auth=(issued["client_id"], issued["client_secret"]),
+    )
+    assert _error(response) == (400, expected)
+
+
+def test_scope_beyond_credentials_is_invalid_scope(server: ServerProcess) -> None:
+    """Read-only credentials asking for write get invalid_scope."""
+    issued = credentials(server, "--scope", "subnets:read")
+    response = oauth_token(server, issued, scope="subnets:write")
+    assert _error(response) == (400, "invalid_scope")
+
+
+def test_repeated_parameters_refused(server: ServerProcess) -> None:
+    """A parameter given twice is invalid_request (RFC 6749 §3.2)."""
+    issued = credentials(server)
+    response = httpx.post(
+        server.url + "/oauth2/token",
+        content="grant_type=client_credentials&grant_type=client_credentials",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        auth=(issued["client_id"], issued["client_secret"]),
+    )
+    assert _error(response) == (400, "invalid_request")
+
+
+def test_json_body_refused(server: ServerProcess) -> None:
+    """The RFC endpoint reads only form bodies; JSON is invalid_request."""
+    issued = credentials(server)
+    response = httpx.post(
+        server.url + "/oauth2/token",
+        json={"grant_type": "client_credentials"} | issued,
+    )
+    assert _error(response) == (400, "invalid_request")
+
+
+def test_introspection_of_an_active_token(server: ServerProcess) -> None:
+    """A client of the same account sees the token active, with its claims."""
+    issued = credentials(server)
+    caller = credentials(server, email=issued["email"])
+    token = access_token(server, issued)
+    result = introspect(server, caller, token)
+    assert result["active"] is True
+    assert result["client_id"] == issued["client_id"]
+    assert result["scope"] == "subnets:read subnets:write"
+    assert result["iss"] == server.url and result["aud"] == "netcalc"
+    assert result["exp"] - result["iat"] == 3600
+
+
+def test_introspection_inactive_cases(server: ServerProcess) -> None:
+    """Garbage, foreign-account, expired and revoked tokens are all just inactive."""
+    issued = credentials(server)
+    stranger = credentials(server)
+    short = credentials(server, "--ttl", "1", email=issued["email"])
+    token = access_token(server, issued)
+    short_token = access_token(server, short)
+
+    assert introspect(server, issued, "not.a.token") == {"active": False}
+    assert introspect(server, stranger, token) == {"active": False}
+    time.sleep(2.1)
+    assert introspect(server, issued, short_token) == {"active": False}
+    assert server.cli("credentials", "revoke", short["client_id"]).returncode == 0
+    assert server.cli("credentials", "revoke", issued["client_id"]).returncode == 0
+    assert introspect(server, stranger, token) == {"active": False}
+
+
+def test_introspection_needs_client_authentication(server: ServerProcess) -> None:
+    """Introspection by an unauthenticated caller is 401 invalid_client."""
+    token = access_token(server, credentials(server))
+    response = httpx.post(server.url + "/oauth2/introspect", data={"token": token})
+    assert _error(response) == (401, "invalid_client")
+
+
+def test_revoking_one_token_leaves_the_others(server: ServerProcess) -> None:
+    """RFC 7009 revocation refuses that token at once; the client's others work."""
+    issued = credentials(server)
+    doomed, spared = access_token(server, issued), access_token(server, issued)
+    response = httpx.post(
+        server.url + "/oauth2/revoke",
+        data={"token": doomed, "token_type_hint": "access_token"},
+        auth=(issued["client_id"], issued["client_secret"]),
+    )
+    assert response.status_code == 200
+    assert subnets_status(server, doomed) == 401
+    assert introspect(server, issued, doomed) == {"active": False}
+    assert subnets_status(server, spared) == 200
+    assert introspect(server, issued, spared)["active"] is True
+
+
+def test_revoking_a_foreign_token_does_nothing(server: ServerProcess) -> None:
+    """Another account's token is answered 200 but stays valid."""
+    owner, stranger = credentials(server), credentials(server)
+    token = access_token(server, owner)
+    response = httpx.post(
+        server.url + "/oauth2/revoke",
+        data={"token": token},
+        auth=(stranger["client_id"], stranger["client_secret"]),
+    )
+    assert response.status_code == 200
+    assert subnets_status(server, token) == 200
+
+
+class ExampleService:
+    """The example resource server under uvicorn, guarded by the kit."""
+
+    def __init__(self, issuer: str, introspection: dict[str, Any], log: Path) -> None:
+        self.port = free_port()
+        env = {
+            "NETCALC_ISSUER": issuer,
+            "NETCALC_INTROSPECT_CLIENT_ID": introspection["client_id"],
+            "NETCALC_INTROSPECT_CLIENT_SECRET": introspection["client_secret"],
+        }
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "resource_server:app",
+                    "--app-dir",
+                    str(ROOT / "examples"),
+                    "--port",
+                    str(self.port),
+                ],
+                env=os.environ | env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(log.read_text())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def test_example_service_guarded_by_the_kit(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """The example service accepts a live token and refuses it once revoked."""
+    issued = credentials(server)
+    guard = credentials(server, email=issued["email"])
+    service = ExampleService(server.url, guard, tmp_path / "example.log")
+    try:
+        token = access_token(server, issued)
+        url = service.url + "/reports"
+        accepted = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert accepted.status_code == 200
+        assert accepted.json()["client_id"] == issued["client_id"]
+        assert httpx.get(url).status_code == 401
+        tampered = token[:-8] + ("A" * 8 if not token.endswith("A" * 8) else "B" * 8)
+        assert (
+            httpx.get(url, headers={"Authorization": f"Bearer {tampered}"}).status_code
+            == 401
+        )
+        revoked = httpx.post(
+            server.url + "/oauth2/revoke",
+            data={"token": token},
+            auth=(issued["client_id"], issued["client_secret"]),
+        )
+        assert revoked.status_code == 200
+        refused = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 401
+        assert "invalid_token" in refused.headers["www-authenticate"]
+    finally:
+        service.stop()
+
+
+def _kit_refusal(guard: TokenGuard, token: str) -> int:
+    async def verify() -> int:
+        try:
+            await guard.verify(token)
+        except HTTPException as refusal:
+            return refusal.status_code
+        finally:
+            await guard.aclose()
+        return 200
+
+    return asyncio.run(verify())
+
+
+def test_kit_accepts_a_valid_token(server: ServerProcess) -> None:
+    """The kit verifies a fresh token offline with the published keys."""
+    token = access_token(server, credentials(server))
+    assert _kit_refusal(TokenGuard(server.url, "netcalc"), token) == 200
+
+
+def test_kit_checks_issuer_audience_and_algorithm(server: ServerProcess) -> None:
+    """Another issuer or audience, an alg of none, or HS256 are all refused."""
+    token = access_token(server, credentials(server))
+    # Same keys, but an issuer string that differs from the token's iss.
+    assert _kit_refusal(TokenGuard(server.url + "/", "netcalc"), token) == 401
+    assert _kit_refusal(TokenGuard(server.url, "another-api"), token) == 401
+    payload = token.split(".")[1]
+    none_header = (
+        base64.urlsafe_b64encode(
+            json.dumps({"alg": "none", "typ": "at+jwt", "kid": "x"}).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
+    assert (
+        _kit_refusal(TokenGuard(server.url, "netcalc"), f"{none_header}.{payload}.")
+        == 401
+    )
+    kid = jwt.get_unverified_header(token)["kid"]
+    forged = jwt.encode(
+        jwt.decode(token, options={"verify_signature": False}),
+        "a-public-key-used-as-a-secret-0123456789",
+        algorithm="HS256",
+        headers={"kid": kid, "typ": "at+jwt"},
+    )
+    assert _kit_refusal(TokenGuard(server.url, "netcalc"), forged) == 401
+
+
+def test_kit_refuses_expired_tokens(server: ServerProcess) -> None:
+    """A token past its exp is refused once the kit's leeway has passed."""
+    token = access_token(server, credentials(server, "--ttl", "1"))
+    time.sleep(2.1)
+    assert _kit_refusal(TokenGuard(server.url, "netcalc", leeway=0), token) == 401
