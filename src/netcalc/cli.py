@@ -256,7 +256,10 @@ def keys_rotate() -> None:
         return await rotate_keys(engine, sealer, settings.signing_alg, lifetime)
 
     kid = _with_database(rotate)
-    typer.echo(f"New signing key {kid}; servers pick it up within a minute.")
+    typer.echo(
+        f"New signing key {kid}. Running servers sign with it after their next "
+        "key refresh (NETCALC_KEY_REFRESH_SECONDS); old tokens keep working."
+    )
 
 
 DEMO_EMAIL = "demo@example.com"
@@ -287,8 +290,9 @@ def demo(
     issued = _with_database(seed)
     if issued is None:
         typer.echo(
-            "Accounts exist already; no demo credentials were made. Make more with "
-            f"'netcalc credentials create --account {DEMO_EMAIL}'."
+            "Accounts exist already, so no demo credentials were made. Secrets are "
+            "shown only once; for a new one run 'netcalc credentials create "
+            f"--account {DEMO_EMAIL}' or 'netcalc credentials rotate CLIENT_ID'."
         )
         return
     typer.echo(f"Demo account {DEMO_EMAIL} with new credentials:")
