@@ -1,4 +1,4 @@
-"""Tables of accounts and the client credentials they own."""
+"""Tables of accounts, the client credentials they own, and console sessions."""
 
 from __future__ import annotations
 
@@ -37,4 +37,22 @@ credentials = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    # SHA-256 of the session token: a copy of this table opens no session.
+    Column("token_hash", String(64), primary_key=True),
+    # Empty for a signed-out visitor, who still needs a CSRF token.
+    Column(
+        "account_id",
+        String(32),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
 )

@@ -1,0 +1,513 @@
+"""The web console over HTTP: sessions, CSRF, headers, isolation, throttling."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.testclient import TestClient
+
+from netcalc.accounts.tables import accounts
+from netcalc.app import create_app
+from netcalc.security_headers import CONTENT_SECURITY_POLICY
+from netcalc.settings import Settings
+from tests.support import PASSWORD, Console, make_settings
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+CLIENT_ID = re.compile(r'id="client-id">([^<]+)<')
+CLIENT_SECRET = re.compile(r'id="client-secret"[^>]*>([^<]+)<')
+WRONG = "Email or password is incorrect."
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token of the first form on a page."""
+    found = CSRF.search(page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def post_form(
+    client: TestClient, path: str, fields: dict[str, Any], token_from: str
+) -> httpx.Response:
+    """Post a form as a browser would, with the CSRF token of page `token_from`."""
+    token = csrf_of(client.get(token_from))
+    return client.post(
+        path, data={"csrf_token": token, **fields}, follow_redirects=False
+    )
+
+
+def sign_up(client: TestClient, email: str) -> None:
+    """Create an account through the console; the client stays signed in."""
+    response = post_form(
+        client,
+        "/signup",
+        {"email": email, "password": PASSWORD, "password_again": PASSWORD},
+        "/signup",
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/credentials"
+
+
+def sign_in(client: TestClient, email: str, password: str) -> httpx.Response:
+    """Post the sign-in form."""
+    return post_form(
+        client, "/signin", {"email": email, "password": password}, "/signin"
+    )
+
+
+def generate(client: TestClient, **fields: Any) -> httpx.Response:
+    """Post the generate form; the page shows the new secret."""
+    values = {"name": "ci", "token_ttl": ""} | fields
+    return post_form(client, "/credentials/new", values, "/credentials/new")
+
+
+def issued(page: httpx.Response) -> tuple[str, str]:
+    """The client id and secret a page shows."""
+    client_id, secret = CLIENT_ID.search(page.text), CLIENT_SECRET.search(page.text)
+    assert client_id and secret, page.text
+    return client_id.group(1), secret.group(1)
+
+
+def token_for(client: TestClient, client_id: str, secret: str) -> httpx.Response:
+    """Ask the token endpoint for a token."""
+    return client.post(
+        "/api/auth/token",
+        json={
+            "client_id": client_id,
+            "client_secret": secret,
+            "grant_type": "client_credentials",
+        },
+    )
+
+
+def subnets(client: TestClient, token: str) -> httpx.Response:
+    """Call the Subnets API with a bearer token."""
+    return client.get(
+        "/api/account/subnets", headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+@contextlib.contextmanager
+def other_browser(
+    client: TestClient, cookies: dict[str, str] | None = None
+) -> Iterator[TestClient]:
+    """The client as a second browser, with a cookie jar of its own for a while.
+
+    One client keeps every request on the app's one event loop, which the
+    PostgreSQL driver's pooled connections are bound to.
+    """
+    saved = client.cookies
+    client.cookies = httpx.Cookies(cookies)
+    try:
+        yield client
+    finally:
+        client.cookies = saved
+
+
+def test_root_sends_visitors_to_sign_in(client: TestClient) -> None:
+    """A visitor without a session is sent from / to the sign-in form."""
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin"
+
+
+def test_signed_out_visitor_cannot_open_credentials(client: TestClient) -> None:
+    """Credentials pages send a signed-out visitor to sign in."""
+    for path in ("/credentials", "/credentials/new", "/credentials/x/revoke"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/signin"
+
+
+def test_session_cookie_flags_over_http(client: TestClient) -> None:
+    """The session cookie is HttpOnly, SameSite=Lax, Path=/, and not Secure."""
+    response = client.get("/signin")
+    assert response.status_code == 200
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("netcalc_session=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Path=/" in cookie
+    assert "Secure" not in cookie
+
+
+def test_session_cookie_is_secure_over_https(client: TestClient) -> None:
+    """Served over HTTPS, the session cookie is marked Secure."""
+    client.base_url = httpx.URL("https://testserver")
+    response = client.get("/signin")
+    assert response.status_code == 200
+    assert "Secure" in response.headers["set-cookie"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/signin",
+        "/static/console.css",
+        "/static/copy.js",
+        "/healthz",
+        "/api/ip/1.2.3.4",
+    ],
+)
+def test_security_headers_on_every_response(client: TestClient, path: str) -> None:
+    """Pages, static files and API answers carry the security headers."""
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_pages_are_never_cached(client: TestClient) -> None:
+    """Console pages answer Cache-Control: no-store."""
+    response = client.get("/signin")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_sign_up_signs_in_with_a_new_session(client: TestClient) -> None:
+    """Sign-up replaces the visitor session; the old cookie opens nothing."""
+    client.get("/signup")
+    visitor = client.cookies["netcalc_session"]
+    sign_up(client, "new@example.com")
+    assert client.cookies["netcalc_session"] != visitor
+    page = client.get("/credentials")
+    assert page.status_code == 200
+    assert "new@example.com" in page.text
+    with other_browser(client, {"netcalc_session": visitor}) as stale:
+        assert stale.get("/credentials", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_renews_the_session(client: TestClient, console: Console) -> None:
+    """Signing in answers with a new session cookie and opens the credentials."""
+    console.account("holder@example.com")
+    client.get("/signin")
+    visitor = client.cookies["netcalc_session"]
+    response = sign_in(client, "Holder@Example.com ", PASSWORD)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/credentials"
+    assert client.cookies["netcalc_session"] != visitor
+    assert client.get("/credentials").status_code == 200
+
+
+def test_sign_out_ends_the_session(client: TestClient) -> None:
+    """After sign-out the same cookie no longer opens the credentials."""
+    sign_up(client, "leaving@example.com")
+    cookie = client.cookies["netcalc_session"]
+    response = post_form(client, "/signout", {}, "/credentials")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin"
+    with other_browser(client, {"netcalc_session": cookie}) as replay:
+        assert replay.get("/credentials", follow_redirects=False).status_code == 303
+
+
+def test_forged_cookie_opens_nothing(client: TestClient) -> None:
+    """A cookie whose signature does not match is ignored."""
+    sign_up(client, "forged@example.com")
+    token, _, _ = client.cookies["netcalc_session"].partition(".")
+    with other_browser(client, {"netcalc_session": token + ".AAAA"}) as forged:
+        assert forged.get("/credentials", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [("someone@example.com", "wrong password!"), ("nobody@example.com", PASSWORD)],
+    ids=["wrong-password", "unknown-email"],
+)
+def test_failed_sign_in_does_not_reveal_the_email(
+    client: TestClient, console: Console, email: str, password: str
+) -> None:
+    """A wrong password and an unknown email get the same answer."""
+    console.account("someone@example.com")
+    response = sign_in(client, email, password)
+    assert response.status_code == 400
+    assert WRONG in response.text
+    assert "exist" not in response.text.lower()
+
+
+def test_failed_sign_in_answers_are_identical(
+    client: TestClient, console: Console
+) -> None:
+    """Apart from the echoed email and the CSRF token, the two pages are equal."""
+    console.account("someone@example.com")
+    pages = [
+        sign_in(client, email, "wrong password!").text.replace(email, "EMAIL")
+        for email in ("someone@example.com", "nobody@example.com")
+    ]
+    same = [CSRF.sub("CSRF", page) for page in pages]
+    assert same[0] == same[1]
+
+
+def test_sign_in_is_throttled_per_email(client: TestClient, console: Console) -> None:
+    """After five failures even the right password waits; other emails do not."""
+    console.account("target@example.com")
+    console.account("bystander@example.com")
+    for _ in range(5):
+        assert sign_in(client, "target@example.com", "guess guess!").status_code == 400
+    response = sign_in(client, "target@example.com", PASSWORD)
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) > 0
+    assert "Too many failed attempts" in response.text
+    assert sign_in(client, "bystander@example.com", PASSWORD).status_code == 303
+
+
+def test_sign_in_failures_do_not_throttle_tokens(
+    tmp_path: Path, settings: Settings, console: Console
+) -> None:
+    """Sign-in and token failures are counted apart, even at the same limits."""
+    limits = {
+        "failed_signin_per_address": "3/minute",
+        "failed_auth_per_address": "3/minute",
+    }
+    tight = make_settings(tmp_path, database_url=settings.database_url, **limits)
+    with TestClient(create_app(tight)) as client:
+        for number in range(3):
+            wrong = sign_in(client, f"guess{number}@example.com", "guess guess!")
+            assert wrong.status_code == 400
+        assert sign_in(client, "next@example.com", PASSWORD).status_code == 429
+        token = token_for(client, "nci_" + "0" * 32, "ncs_unknown")
+    assert token.status_code == 401
+
+
+def test_disabled_account_cannot_sign_in(client: TestClient, console: Console) -> None:
+    """The right password of a disabled account opens no session."""
+    account_id = console.account("off@example.com")
+
+    async def disable(engine: AsyncEngine) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(disabled=True)
+            )
+
+    console.run(disable)
+    response = sign_in(client, "off@example.com", PASSWORD)
+    assert response.status_code == 400
+    assert "disabled" in response.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"password": "short", "password_again": "short"}, "at least 10"),
+        ({"password_again": "something else"}, "not the same"),
+        ({"email": "not-an-email"}, "is not an email address"),
+    ],
+    ids=["short-password", "mismatch", "bad-email"],
+)
+def test_sign_up_refuses_bad_input(
+    client: TestClient, fields: dict[str, str], message: str
+) -> None:
+    """Sign-up explains what is wrong and keeps the visitor signed out."""
+    values = {
+        "email": "x@example.com",
+        "password": PASSWORD,
+        "password_again": PASSWORD,
+    }
+    response = post_form(client, "/signup", values | fields, "/signup")
+    assert response.status_code == 400
+    assert message in response.text
+    assert client.get("/credentials", follow_redirects=False).status_code == 303
+
+
+def test_sign_up_refuses_a_taken_email(client: TestClient, console: Console) -> None:
+    """An email that has an account cannot sign up again."""
+    console.account("taken@example.com")
+    values = {
+        "email": "taken@example.com",
+        "password": PASSWORD,
+        "password_again": PASSWORD,
+    }
+    response = post_form(client, "/signup", values, "/signup")
+    assert response.status_code == 400
+    assert "already exists" in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "signed_in"),
+    [
+        ("/signin", False),
+        ("/signup", False),
+        ("/signout", True),
+        ("/credentials/new", True),
+    ],
+)
+def test_form_without_csrf_token_is_refused(
+    client: TestClient, path: str, signed_in: bool
+) -> None:
+    """A post without the session's CSRF token answers 403 and changes nothing."""
+    if signed_in:
+        sign_up(client, "csrf@example.com")
+    else:
+        client.get("/signin")
+    fields = {"email": "csrf@example.com", "password": PASSWORD, "name": "x"}
+    response = client.post(path, data=fields, follow_redirects=False)
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert "This form cannot be used" in response.text
+
+
+def test_csrf_token_of_another_session_is_refused(client: TestClient) -> None:
+    """A token taken from someone else's session does not pass."""
+    sign_up(client, "victim@example.com")
+    first = generate(client)
+    client_id, secret = issued(first)
+    with other_browser(client) as attacker:
+        foreign = csrf_of(attacker.get("/signin"))
+    response = client.post(
+        f"/credentials/{client_id}/revoke",
+        data={"csrf_token": foreign},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    assert token_for(client, client_id, secret).status_code == 200
+
+
+def test_cross_site_json_post_is_refused(client: TestClient) -> None:
+    """A post that is not a url-encoded form is refused as cross-site."""
+    sign_up(client, "json@example.com")
+    token = csrf_of(client.get("/credentials/new"))
+    response = client.post("/credentials/new", json={"csrf_token": token, "name": "x"})
+    assert response.status_code == 403
+
+
+def test_generate_shows_the_secret_once(client: TestClient) -> None:
+    """The secret is on the generate answer, works at once, and is never listed."""
+    sign_up(client, "gen@example.com")
+    page = generate(client, name="nightly backup")
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    client_id, secret = issued(page)
+    assert "/api/auth/token" in page.text
+    assert f"&#34;client_secret&#34;:&#34;{secret}&#34;" in page.text
+    token = token_for(client, client_id, secret)
+    assert token.status_code == 200
+    listing = client.get("/credentials")
+    assert listing.status_code == 200
+    assert client_id in listing.text
+    assert "nightly backup" in listing.text
+    assert secret not in listing.text
+
+
+def test_generate_with_scope_and_lifetime(client: TestClient) -> None:
+    """Chosen scopes and lifetime reach the tokens the credentials get."""
+    sign_up(client, "scoped@example.com")
+    page = generate(client, scope="subnets:read", token_ttl="900")
+    assert page.status_code == 200
+    token = token_for(client, *issued(page))
+    assert token.status_code == 200
+    assert token.json()["token"]["expires_in"] == 900
+    listing = client.get("/credentials")
+    assert "15\u00a0min" in listing.text
+    assert "subnets:read" in listing.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"token_ttl": "0"}, "1 to 86400"),
+        ({"token_ttl": "86401"}, "1 to 86400"),
+        ({"token_ttl": "9" * 5000}, "1 to 86400"),
+        ({"token_ttl": "soon"}, "whole number"),
+        ({"name": "  "}, "1 to 100 characters"),
+        ({"scope": "admin"}, "Unknown scope"),
+    ],
+    ids=["zero", "too-long", "huge", "words", "blank-name", "unknown-scope"],
+)
+def test_generate_refuses_bad_input(
+    client: TestClient, fields: dict[str, str], message: str
+) -> None:
+    """A bad generate form is shown again with the reason, and nothing is made."""
+    sign_up(client, "bad@example.com")
+    response = generate(client, **fields)
+    assert response.status_code == 400
+    assert message in response.text
+    assert "No credentials yet" in client.get("/credentials").text
+
+
+def test_rotate_shows_new_secret_and_old_deadline(client: TestClient) -> None:
+    """Rotation shows the new secret once; the old one works until the shown time."""
+    sign_up(client, "rotate@example.com")
+    client_id, old = issued(generate(client))
+    confirm = client.get(f"/credentials/{client_id}/rotate")
+    assert confirm.status_code == 200
+    assert "24\u00a0h" in confirm.text
+    page = post_form(client, f"/credentials/{client_id}/rotate", {}, "/credentials")
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    same_id, new = issued(page)
+    assert same_id == client_id
+    assert new != old
+    assert "keeps working until" in page.text
+    assert token_for(client, client_id, new).status_code == 200
+    assert token_for(client, client_id, old).status_code == 200
+
+
+def test_revoke_asks_first_then_bites_at_once(client: TestClient) -> None:
+    """Revoke shows a confirmation; once confirmed, tokens are refused."""
+    sign_up(client, "revoke@example.com")
+    client_id, secret = issued(generate(client))
+    token = token_for(client, client_id, secret).json()["token"]["access_token"]
+    assert subnets(client, token).status_code == 200
+    confirm = client.get(f"/credentials/{client_id}/revoke")
+    assert confirm.status_code == 200
+    assert "cannot be undone" in confirm.text
+    assert subnets(client, token).status_code == 200
+    response = post_form(client, f"/credentials/{client_id}/revoke", {}, "/credentials")
+    assert response.status_code == 303
+    listing = client.get(response.headers["location"])
+    assert "Revoked ci." in listing.text
+    assert subnets(client, token).status_code == 401
+    refused = token_for(client, client_id, secret)
+    assert refused.status_code == 401
+    assert refused.json()["status"] == "REVOKED_CREDENTIALS"
+
+
+def test_revoked_credentials_cannot_be_rotated(client: TestClient) -> None:
+    """Rotating revoked credentials is refused with a page that says why."""
+    sign_up(client, "gone@example.com")
+    client_id, _ = issued(generate(client))
+    post_form(client, f"/credentials/{client_id}/revoke", {}, "/credentials")
+    response = post_form(client, f"/credentials/{client_id}/rotate", {}, "/credentials")
+    assert response.status_code == 400
+    assert "cannot be rotated" in response.text
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("action", ["rotate", "revoke"])
+def test_other_accounts_credentials_are_not_found(
+    client: TestClient, method: str, action: str
+) -> None:
+    """Another account's client id answers 404, and nothing happens to it."""
+    sign_up(client, "owner@example.com")
+    client_id, secret = issued(generate(client, name="owned"))
+    path = f"/credentials/{client_id}/{action}"
+    with other_browser(client) as other:
+        sign_up(other, "intruder@example.com")
+        if method == "GET":
+            response = other.get(path)
+        else:
+            response = post_form(other, path, {}, "/credentials")
+        listing = other.get("/credentials")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert client_id not in listing.text
+    assert "owned" not in listing.text
+    assert token_for(client, client_id, secret).status_code == 200
+
+
+def test_api_errors_stay_json(client: TestClient) -> None:
+    """The console's HTML errors leave the API's JSON errors as they were."""
+    response = client.get("/api/account/subnets/abc")
+    assert response.status_code == 401
+    assert response.json()["status"] == "INVALID_REQUEST"
