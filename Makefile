@@ -31,4 +31,4 @@ lint: $(PY)
 
 bench: install
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(PY) bench/run.py
+	$(PY) bench/run.py --output docs/benchmarks.md

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +15,49 @@ from netcalc.app import create_app
 from netcalc.db import create_engine
 from netcalc.migrate import upgrade
 from netcalc.settings import Settings
+from tests.services import PostgresServer, RedisServer
 from tests.support import Console, ServerProcess, make_settings
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the whole test session."""
+    folder = Path(tempfile.mkdtemp(prefix="netcalc-postgres-"))
+    server = PostgresServer(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    """A throwaway Redis server for the whole test session."""
+    folder = Path(tempfile.mkdtemp(prefix="netcalc-redis-"))
+    server = RedisServer(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: an SQLite file, then a PostgreSQL database."""
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        return server.new_database()
+    return f"sqlite:///{tmp_path / 'netcalc.db'}"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for a fresh database file in this test's folder."""
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for this test's fresh database."""
+    return make_settings(tmp_path, database_url=database_url)
 
 
 @pytest.fixture

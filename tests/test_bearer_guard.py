@@ -18,12 +18,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
+from netcalc.accounts import service
 from netcalc.accounts.service import IssuedSecret
-from netcalc.accounts.tables import accounts
 from netcalc.auth.keys import KeySealer, SigningKey, load_keys
 from netcalc.auth.store import revoke_token
 from netcalc.settings import Settings
@@ -90,11 +89,7 @@ def set_disabled(account_id: str) -> Callable[[AsyncEngine], Any]:
     """Work for `Console.run` that disables an account."""
 
     async def work(engine: AsyncEngine) -> None:
-        statement = (
-            update(accounts).where(accounts.c.id == account_id).values(disabled=True)
-        )
-        async with engine.begin() as connection:
-            await connection.execute(statement)
+        await service.set_disabled(engine, account_id, True)
 
     return work
 

@@ -22,6 +22,7 @@ HUGE = "1" * 10_000
 def client() -> Iterator[TestClient]:
     """A bare app holding only the calculator and the error handlers."""
     app = FastAPI()
+    app.state.public_url = "http://testserver"
     install_error_handlers(app)
     app.include_router(router)
     with TestClient(app) as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -223,5 +224,54 @@ def test_revocation_reaches_every_worker(tmp_path: Path) -> None:
             httpx.get(url, headers=bearer(token)).status_code for _ in range(20)
         }
         assert statuses == {401}
+    finally:
+        server.stop()
+
+
+def test_concurrent_guesses_cannot_pass_the_throttle(tmp_path: Path) -> None:
+    """A burst of wrong secrets sent at once gets at most the limit of answers."""
+    server = ServerProcess(
+        tmp_path / "burst", NETCALC_FAILED_AUTH_PER_CLIENT="5/minute"
+    )
+    server.start()
+    try:
+        issued = create_credentials(server, "burst@example.com")
+        body = {
+            "client_id": issued["client_id"],
+            "client_secret": "ncs_" + "A" * 49,
+            "grant_type": "client_credentials",
+        }
+
+        async def burst() -> list[str]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                responses = await asyncio.gather(
+                    *(client.post("/api/auth/token", json=body) for _ in range(30))
+                )
+            return [response.json()["status"] for response in responses]
+
+        statuses = asyncio.run(burst())
+        assert statuses.count("INVALID_CREDENTIALS") == 5
+        assert statuses.count("TOO_MANY_REQUESTS") == 25
+    finally:
+        server.stop()
+
+
+def test_forwarded_for_is_not_trusted_by_default(tmp_path: Path) -> None:
+    """A caller cannot dodge the address limit by claiming another address."""
+    server = ServerProcess(tmp_path / "xff", NETCALC_FAILED_AUTH_PER_ADDRESS="3/minute")
+    server.start()
+    try:
+        url = server.url + "/api/auth/token"
+        for index in range(3):
+            body = {
+                "client_id": f"nci_{index:032x}",
+                "client_secret": "x",
+                "grant_type": "client_credentials",
+            }
+            assert (
+                httpx.post(url, json=body).json()["status"] == "CREDENTIALS_NOT_FOUND"
+            )
+        spoofed = httpx.post(url, json=body, headers={"X-Forwarded-For": "10.9.9.9"})
+        assert spoofed.status_code == 429
     finally:
         server.stop()

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 from httpx import Response
-from sqlalchemy import text, update
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
-from netcalc.accounts.service import IssuedSecret
-from netcalc.accounts.tables import accounts
+from netcalc.accounts.service import IssuedSecret, find_account, set_disabled
 from netcalc.app import create_app
 from netcalc.auth.client_secrets import new_client_id, new_client_secret
+from netcalc.settings import Settings
 from tests.support import Console, make_settings, token_body
 
 URL = "/api/auth/token"
@@ -228,8 +228,9 @@ def test_disabled_account_is_invalid_grant(
     """Valid credentials of a disabled account are INVALID_GRANT."""
 
     async def disable(engine: AsyncEngine) -> None:
-        async with engine.begin() as connection:
-            await connection.execute(update(accounts).values(disabled=True))
+        account = await find_account(engine, "owner@example.com")
+        assert account is not None
+        await set_disabled(engine, account["id"], True)
 
     console.run(disable)
     assert _status(client.post(URL, json=token_body(issued))) == (401, "INVALID_GRANT")
@@ -276,9 +277,12 @@ class TestThrottle:
     """Failed authentication is throttled per client id and per address."""
 
     @pytest.fixture
-    def tight(self, tmp_path: Path, console: Console) -> Iterator[TestClient]:
+    def tight(
+        self, tmp_path: Path, settings: Settings, console: Console
+    ) -> Iterator[TestClient]:
         settings = make_settings(
             tmp_path,
+            database_url=settings.database_url,
             failed_auth_per_client="3/minute",
             failed_auth_per_address="5/minute",
         )
@@ -337,3 +341,10 @@ class TestThrottle:
         assert _status(tight.post(URL, json=token_body(issued)))[1] == "OK"
         tight.post(URL, json=wrong)
         assert _status(tight.post(URL, json=token_body(issued)))[0] == 429
+
+
+def test_unknown_endpoint_is_404(client: TestClient) -> None:
+    """A path no route answers is 404 NOT_FOUND, not a redirect or a 400."""
+    for path in ("/api/nonexistent", "/api/auth/token/"):
+        response = client.post(path, follow_redirects=False)
+        assert _status(response) == (404, "NOT_FOUND")

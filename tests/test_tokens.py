@@ -7,11 +7,15 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.fernet import InvalidToken
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from netcalc.accounts.service import IssuedSecret
 from netcalc.app import create_app
 from netcalc.auth.keys import KeySealer, load_keys, rotate_keys
+from netcalc.auth.tables import signing_keys
 from netcalc.settings import Settings
 from tests.support import Console, make_settings, token_body
 
@@ -112,10 +116,16 @@ def test_retired_key_unpublished_after_its_tokens_expire(
 
 @pytest.mark.parametrize("alg", ["EdDSA", "RS256"])
 def test_other_algorithms_by_configuration(
-    tmp_path: Path, console: Console, issued: IssuedSecret, alg: str
+    tmp_path: Path,
+    settings: Settings,
+    console: Console,
+    issued: IssuedSecret,
+    alg: str,
 ) -> None:
     """EdDSA and RS256 signing work when configured, and verify from the JWKS."""
-    settings = make_settings(tmp_path, signing_alg=alg)
+    settings = make_settings(
+        tmp_path, database_url=settings.database_url, signing_alg=alg
+    )
     with TestClient(create_app(settings)) as client:
         token = get_token(client, issued)
         assert jwt.get_unverified_header(token)["alg"] == alg
@@ -123,11 +133,18 @@ def test_other_algorithms_by_configuration(
 
 
 def test_private_keys_are_sealed_at_rest(
-    settings: Settings, client: TestClient
+    settings: Settings, console: Console, client: TestClient
 ) -> None:
-    """No PEM private key is readable in the database file."""
-    data = Path(settings.database_url.removeprefix("sqlite:///")).read_bytes()
-    wal = Path(settings.database_url.removeprefix("sqlite:///") + "-wal")
-    if wal.exists():
-        data += wal.read_bytes()
-    assert b"PRIVATE KEY" not in data
+    """Stored private keys are ciphertext that only the server secret opens."""
+
+    async def stored(engine: AsyncEngine) -> list[str]:
+        async with engine.connect() as connection:
+            return list(await connection.scalars(select(signing_keys.c.private_key)))
+
+    sealed = console.run(stored)
+    assert sealed
+    for value in sealed:
+        assert "PRIVATE KEY" not in value
+        KeySealer(settings.server_secret()).open(value)
+        with pytest.raises(InvalidToken):
+            KeySealer(b"another-server-secret-of-32-bytes!!").open(value)

@@ -11,13 +11,17 @@ from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
-from netcalc import auth, calculator, subnets
+from netcalc import calculator, subnets
+from netcalc.accounts.console import console_router
+from netcalc.auth import oauth, routes
 from netcalc.auth.store import purge_expired_revocations
 from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
 from netcalc.responses import error_body, install_error_handlers, ok
 from netcalc.runtime import Runtime
+from netcalc.security_headers import SecurityHeaders
 from netcalc.settings import Settings, load_settings
 
 logger = logging.getLogger("netcalc")
@@ -38,6 +42,7 @@ async def _maintain(runtime: Runtime) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
     await runtime.keys.start()
+    await runtime.revocations.start()
     runtime.usage.start()
     maintenance = asyncio.create_task(_maintain(runtime))
     try:
@@ -46,6 +51,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         maintenance.cancel()
         await asyncio.gather(maintenance, return_exceptions=True)
         await runtime.usage.stop()
+        await runtime.revocations.stop()
         await runtime.engine.dispose()
 
 
@@ -77,15 +83,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="netcalc",
         version="0.1.0",
         lifespan=_lifespan,
-        docs_url="/api/docs",
+        # Swagger UI would load scripts from a CDN; the schema itself is
+        # served for tools at openapi_url.
+        docs_url=None,
+        redirect_slashes=False,
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.runtime = Runtime.build(settings)
+    app.state.public_url = settings.issuer
     install_error_handlers(app)
-    app.include_router(auth.router)
-    app.include_router(auth.oauth_router)
+    app.include_router(routes.router)
+    app.include_router(oauth.router)
     app.include_router(subnets.router)
     app.include_router(calculator.router)
+    app.include_router(console_router)
+    static = StaticFiles(packages=[("netcalc.accounts", "static")])
+    app.mount("/static", static, name="static")
     _operations(app)
+    app.add_middleware(SecurityHeaders)
     return app

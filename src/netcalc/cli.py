@@ -15,8 +15,14 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts import service
+from netcalc.auth.announcements import (
+    account_disabled,
+    account_enabled,
+    client_revoked,
+)
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KeySealer, rotate_keys
+from netcalc.auth.revocations import publish
 from netcalc.db import create_engine
 from netcalc.errors import NetcalcError
 from netcalc.migrate import upgrade
@@ -91,6 +97,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the server, migrating the database first."""
+    proxies = _settings().forwarded_allow_ips
     _with_database(_prepare)
     uvicorn.run(
         "netcalc.app:create_app",
@@ -102,6 +109,8 @@ def serve(
         http="httptools",
         access_log=False,
         server_header=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         log_level="warning",
         timeout_keep_alive=30,
     )
@@ -142,6 +151,30 @@ def accounts_create(
 
     account_id = _with_database(create)
     typer.echo(f"Created account {account_id} for {email.strip().lower()}.")
+
+
+def _set_disabled(email: str, disabled: bool) -> None:
+    async def change(settings: Settings, engine: AsyncEngine) -> None:
+        account_id = await service.account_id_for(engine, email)
+        await service.set_disabled(engine, account_id, disabled)
+        announce = account_disabled if disabled else account_enabled
+        await publish(settings, announce(account_id))
+
+    _with_database(change)
+
+
+@accounts_app.command("disable")
+def accounts_disable(email: str) -> None:
+    """Disable an account: its tokens are refused and no new ones granted."""
+    _set_disabled(email, True)
+    typer.echo(f"Disabled {email.strip().lower()}.")
+
+
+@accounts_app.command("enable")
+def accounts_enable(email: str) -> None:
+    """Enable a disabled account again."""
+    _set_disabled(email, False)
+    typer.echo(f"Enabled {email.strip().lower()}.")
 
 
 @credentials_app.command("create")
@@ -217,6 +250,7 @@ def credentials_revoke(client_id: str) -> None:
 
     async def revoke(settings: Settings, engine: AsyncEngine) -> None:
         await service.revoke_credentials(engine, client_id)
+        await publish(settings, client_revoked(client_id))
 
     _with_database(revoke)
     typer.echo(f"Revoked {client_id}.")
@@ -270,15 +304,14 @@ def demo(
     port: Annotated[int, typer.Option(help="Port shown in the curl line.")] = 8000,
 ) -> None:
     """Create a demo account and credentials, if there are no accounts yet."""
+    password = secrets.token_urlsafe(12)
 
     async def seed(
         settings: Settings, engine: AsyncEngine
     ) -> service.IssuedSecret | None:
         if await service.count_accounts(engine):
             return None
-        account_id = await service.create_account(
-            engine, DEMO_EMAIL, secrets.token_urlsafe(18)
-        )
+        account_id = await service.create_account(engine, DEMO_EMAIL, password)
         return await service.create_credentials(
             engine,
             secret_hash_key(settings),
@@ -295,7 +328,10 @@ def demo(
             f"--account {DEMO_EMAIL}' or 'netcalc credentials rotate CLIENT_ID'."
         )
         return
-    typer.echo(f"Demo account {DEMO_EMAIL} with new credentials:")
+    typer.echo(
+        f"Demo account {DEMO_EMAIL}, password {password} "
+        f"(sign in at http://127.0.0.1:{port}/), with new credentials:"
+    )
     _print_secret(issued, as_json=False)
     typer.echo("Get a token with:")
     typer.echo(

@@ -9,6 +9,7 @@ the standard OAuth endpoints is carried too where it differs.
     │   ├── RequestTooLarge         413 REQUEST_TOO_LARGE
     │   ├── MissingHeader           400 MISSING_HEADER
     │   ├── InvalidRequest          400 INVALID_REQUEST
+    │   ├── ClientGone              400 CLIENT_DISCONNECTED (logged, never seen)
     │   ├── MethodNotAllowed        405 METHOD_NOT_ALLOWED
     │   └── MissingValues           400 MISSING_VALUES
     ├── GrantError              the token endpoint refuses a grant
@@ -26,6 +27,7 @@ the standard OAuth endpoints is carried too where it differs.
     │   ├── InvalidToken            401 INVALID_GRANT
     │   └── InsufficientScope       403 INSUFFICIENT_SCOPE
     ├── NotFound                400 NOT_FOUND
+    │   └── NoSuchEndpoint          404 NOT_FOUND
     ├── CsrfRejected            403 CSRF_REJECTED
     ├── NetworkAddressInvalid   400 NETWORK_ADDRESS_INVALID
     ├── NoAddressSpecified      400 NO_ADDRESS_SPECIFIED
@@ -85,6 +87,13 @@ class InvalidRequest(RequestError):
 
     status = "INVALID_REQUEST"
     default_message = "The request is malformed."
+
+
+class ClientGone(RequestError):
+    """The client closed the connection before its body arrived."""
+
+    status = "CLIENT_DISCONNECTED"
+    default_message = "The client disconnected before sending the whole body."
 
 
 class MethodNotAllowed(RequestError):
@@ -253,6 +262,13 @@ class CsrfRejected(NetcalcError):
         "This form has expired or was not sent from this site. "
         "Reload the page and try again."
     )
+
+
+class NoSuchEndpoint(NotFound):
+    """No route answers this path."""
+
+    http_status = 404
+    default_message = "No such endpoint."
 
 
 class NetworkAddressInvalid(NetcalcError):

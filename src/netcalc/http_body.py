@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from netcalc.errors import RequestTooLarge
+from netcalc.errors import ClientGone, RequestTooLarge
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -18,9 +18,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise RequestTooLarge()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge()
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone() from None
     return b"".join(chunks)

@@ -18,7 +18,7 @@ from netcalc.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NetcalcError,
-    NotFound,
+    NoSuchEndpoint,
     UnexpectedError,
 )
 
@@ -91,7 +91,7 @@ async def _routing_error(_: Request, error: Exception) -> Response:
         allow = (exc.headers or {}).get("Allow", "")
         return error_body(MethodNotAllowed(allow))
     if exc.status_code == 404:
-        return error_body(NotFound("No such endpoint."))
+        return error_body(NoSuchEndpoint())
     return error_body(InvalidRequest(str(exc.detail)))
 
 

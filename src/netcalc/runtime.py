@@ -6,12 +6,15 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from netcalc.accounts.sessions import ConsoleAuth
 from netcalc.auth.derive import derive_key
 from netcalc.auth.grant import ClientCredentialsGrant
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KeySealer
+from netcalc.auth.revocations import Revocations, feed_for
 from netcalc.auth.store import find_client
 from netcalc.auth.throttle import FailureThrottle
 from netcalc.auth.tokens import TokenPolicy
@@ -33,6 +36,8 @@ class Runtime:
     throttle: FailureThrottle
     usage: UsageRecorder
     grant: ClientCredentialsGrant
+    console: ConsoleAuth
+    revocations: Revocations
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -43,7 +48,10 @@ class Runtime:
         policy = TokenPolicy(
             settings.issuer, settings.audience, settings.clock_skew_seconds
         )
-        throttle = FailureThrottle(settings.client_limit, settings.address_limit)
+        storage = limit_storage(settings)
+        throttle = FailureThrottle(
+            settings.client_limit, settings.address_limit, storage
+        )
         usage = UsageRecorder(engine, settings.usage_flush_seconds)
         grant = ClientCredentialsGrant(
             find_client=partial(find_client, engine),
@@ -55,7 +63,23 @@ class Runtime:
             usage=usage,
             clock=time.time,
         )
-        return cls(settings, engine, keys, policy, throttle, usage, grant)
+        console = ConsoleAuth.build(settings, engine, secret, storage)
+        revocations = Revocations(
+            engine,
+            feed_for(settings.database_url, settings.redis_url),
+            settings.revocation_resync_seconds,
+        )
+        return cls(
+            settings, engine, keys, policy, throttle, usage, grant, console, revocations
+        )
+
+
+def limit_storage(settings: Settings) -> Storage:
+    """Where failure counts live: Redis when configured, so every instance
+    shares them, else this process's memory."""
+    if settings.redis_url:
+        return RedisStorage("async+" + settings.redis_url, implementation="redispy")
+    return MemoryStorage()
 
 
 def secret_hash_key(settings: Settings) -> bytes:

@@ -40,12 +40,24 @@ class Settings(BaseSettings):
     body_limit: int = Field(16384, ge=256, le=1 << 20)
     failed_auth_per_client: str = "10/minute"
     failed_auth_per_address: str = "60/minute"
+    failed_signin_per_email: str = "5/minute"
+    failed_signin_per_address: str = "30/minute"
     key_refresh_seconds: float = Field(30.0, gt=0)
     usage_flush_seconds: float = Field(5.0, gt=0)
     clock_skew_seconds: int = Field(30, ge=0, le=300)
     log_level: str = "INFO"
+    # Comma-separated proxy addresses whose X-Forwarded-For is believed;
+    # empty trusts none, so callers cannot choose their own address.
+    forwarded_allow_ips: str = ""
+    redis_url: str | None = None
+    revocation_resync_seconds: float = Field(10.0, gt=0)
 
-    @field_validator("failed_auth_per_client", "failed_auth_per_address")
+    @field_validator(
+        "failed_auth_per_client",
+        "failed_auth_per_address",
+        "failed_signin_per_email",
+        "failed_signin_per_address",
+    )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:

@@ -6,6 +6,7 @@ call returns, so the token endpoint and the bearer guard see it at once.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.passwords import hash_password
 from netcalc.accounts.tables import accounts, credentials
+from netcalc.auth.announcements import (
+    account_disabled,
+    account_enabled,
+    client_revoked,
+    notify_in_transaction,
+)
 from netcalc.auth.client_secrets import hash_secret, new_client_id, new_client_secret
 from netcalc.auth.scopes import check_known
 from netcalc.db import new_id, utcnow
@@ -55,7 +62,9 @@ async def create_account(engine: AsyncEngine, email: str, password: str) -> str:
     values = {
         "id": new_id(),
         "email": normalise_email(email),
-        "password_hash": hash_password(password),
+        # argon2id takes tens of milliseconds: off the loop, token requests
+        # are not held up while someone signs up.
+        "password_hash": await asyncio.to_thread(hash_password, password),
         "disabled": False,
         "created_at": utcnow(),
     }
@@ -65,6 +74,17 @@ async def create_account(engine: AsyncEngine, email: str, password: str) -> str:
     except IntegrityError:
         raise UsageError(f"An account for {values['email']} already exists.") from None
     return str(values["id"])
+
+
+async def set_disabled(engine: AsyncEngine, account_id: str, disabled: bool) -> None:
+    """Disable an account, refusing its tokens at once, or enable it again."""
+    statement = (
+        update(accounts).where(accounts.c.id == account_id).values(disabled=disabled)
+    )
+    announcement = account_disabled if disabled else account_enabled
+    async with engine.begin() as connection:
+        await connection.execute(statement)
+        await notify_in_transaction(connection, announcement(account_id))
 
 
 async def find_account(engine: AsyncEngine, email: str) -> dict[str, Any] | None:
@@ -194,6 +214,8 @@ async def revoke_credentials(
         statement = statement.where(credentials.c.account_id == account_id)
     async with engine.begin() as connection:
         result = await connection.execute(statement)
+        if result.rowcount:
+            await notify_in_transaction(connection, client_revoked(client_id))
     if result.rowcount == 0:
         await _require_credentials(engine, client_id, account_id)
 

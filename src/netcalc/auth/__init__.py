@@ -1,6 +1,5 @@
-"""Client secrets, signing keys, the grant, tokens and the bearer guard."""
+"""Client secrets, signing keys, the grant, tokens and the bearer guard.
 
-from netcalc.auth.oauth import router as oauth_router
-from netcalc.auth.routes import router
-
-__all__ = ["oauth_router", "router"]
+The HTTP routes live in `netcalc.auth.routes` (the seed token endpoint and
+the key set) and `netcalc.auth.oauth` (the standard OAuth 2.0 endpoints).
+"""

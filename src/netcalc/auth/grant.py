@@ -76,10 +76,14 @@ class ClientCredentialsGrant:
         """
         await self._throttle.check(presented.client_id, address)
         try:
-            return await self._check_secret(presented)
+            client = await self._check_secret(presented)
         except GrantError:
             await self._throttle.failed(presented.client_id, address)
             raise
+        # Concurrent failures may have crossed a limit meanwhile; a throttled
+        # caller must not learn that this secret was the right one.
+        await self._throttle.check(presented.client_id, address)
+        return client
 
     async def grant(self, request: TokenRequest, address: str) -> GrantedToken:
         """Authenticate the client and issue its token, or raise a GrantError."""

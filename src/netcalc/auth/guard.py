@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from netcalc.auth.store import token_is_live
 from netcalc.auth.tokens import AccessToken, verify_token
 from netcalc.errors import BearerMissing, InsufficientScope, InvalidToken
 
@@ -31,8 +30,10 @@ async def authenticate(request: Request) -> AccessToken:
     runtime = request.app.state.runtime
     token = bearer_value(request.headers.get("authorization"))
     access = await verify_token(token, runtime.keys, runtime.policy, time.time)
-    # Checked on every call, so a revocation made by any process bites at once.
-    if not await token_is_live(runtime.engine, access.client_id, access.jti):
+    live = await runtime.revocations.is_live(
+        access.client_id, access.account_id, access.jti
+    )
+    if not live:
         raise InvalidToken("The access token has been revoked.")
     return access
 

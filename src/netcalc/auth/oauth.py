@@ -14,9 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from netcalc.auth.announcements import token_revoked
 from netcalc.auth.exchange import client_address, exchange, runtime_of
 from netcalc.auth.scopes import ACCOUNT_SCOPES
-from netcalc.auth.store import ClientRecord, revoke_token, token_is_live
+from netcalc.auth.store import ClientRecord, revoke_token
 from netcalc.auth.token_request import authenticate_client, parse_body
 from netcalc.auth.tokens import AccessToken, verify_token
 from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError
@@ -82,7 +83,10 @@ async def introspect(request: Request) -> Response:
     inactive = JSONBody({"active": False}, headers=NO_STORE)
     if access is None or access.account_id != caller.account_id:
         return inactive
-    if not await token_is_live(runtime.engine, access.client_id, access.jti):
+    live = await runtime.revocations.is_live(
+        access.client_id, access.account_id, access.jti
+    )
+    if not live:
         return inactive
     return JSONBody(_introspection(access), headers=NO_STORE)
 
@@ -117,6 +121,7 @@ async def revoke(request: Request) -> Response:
     if access is not None and access.account_id == caller.account_id:
         expires = datetime.fromtimestamp(access.expires_at, UTC)
         await revoke_token(runtime.engine, access.jti, access.client_id, expires)
+        await runtime.revocations.announce(token_revoked(access.jti))
     return Response(status_code=200, headers=NO_STORE)
 
 

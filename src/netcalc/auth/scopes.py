@@ -15,7 +15,7 @@ def parse_scope(value: str | None) -> tuple[str, ...]:
     """Split a space-separated scope string (RFC 6749 §3.3)."""
     if not value:
         return ()
-    return tuple(dict.fromkeys(value.split()))
+    return tuple(dict.fromkeys(token for token in value.split(" ") if token))
 
 
 def check_known(scopes: tuple[str, ...]) -> tuple[str, ...]:

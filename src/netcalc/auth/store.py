@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.tables import accounts, credentials
+from netcalc.auth.announcements import notify_in_transaction, token_revoked
 from netcalc.auth.scopes import parse_scope
 from netcalc.auth.tables import revoked_tokens
 from netcalc.db import utcnow
@@ -90,6 +91,7 @@ async def revoke_token(
                     jti=jti, client_id=client_id, expires_at=expires_at
                 )
             )
+            await notify_in_transaction(connection, token_revoked(jti))
 
 
 async def record_last_used(engine: AsyncEngine, used: dict[str, datetime]) -> None:

@@ -37,18 +37,32 @@ class FailureThrottle:
         self._per_address = per_address
         self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
 
-    async def check(self, client_id: str, address: str) -> None:
-        """Raise TooManyRequests when either count is already at its limit."""
-        checks = (
+    def _keys(self, client_id: str, address: str) -> list[tuple[RateLimitItem, str]]:
+        return [
             (self._per_client, _client_key(client_id)),
             (self._per_address, "address:" + address),
-        )
-        for limit, key in checks:
+        ]
+
+    async def _refusal(self, limit: RateLimitItem, key: str) -> TooManyRequests:
+        stats = await self._limiter.get_window_stats(limit, key)
+        return TooManyRequests(math.ceil(stats.reset_time - time.time()))
+
+    async def check(self, client_id: str, address: str) -> None:
+        """Raise TooManyRequests when either count is already at its limit."""
+        for limit, key in self._keys(client_id, address):
             if not await self._limiter.test(limit, key):
-                stats = await self._limiter.get_window_stats(limit, key)
-                raise TooManyRequests(math.ceil(stats.reset_time - time.time()))
+                raise await self._refusal(limit, key)
 
     async def failed(self, client_id: str, address: str) -> None:
-        """Count one failed authentication against the id and the address."""
-        await self._limiter.hit(self._per_client, _client_key(client_id))
-        await self._limiter.hit(self._per_address, "address:" + address)
+        """Count one failure, raising TooManyRequests if it is over a limit.
+
+        Each count is taken atomically before the failure is answered, so
+        concurrent guesses cannot all pass one earlier check together.
+        """
+        over = [
+            (limit, key)
+            for limit, key in self._keys(client_id, address)
+            if not await self._limiter.hit(limit, key)
+        ]
+        if over:
+            raise await self._refusal(*over[0])

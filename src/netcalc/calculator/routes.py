@@ -71,4 +71,7 @@ def _entry(
 
 def _permalink(request: Request, network: IPv4Network) -> str:
     """Absolute URL of the canonical query for `network`."""
-    return f"{request.base_url}api/ip/{network.network_address}/{network.prefixlen}"
+    # The configured issuer is the public base URL; the Host header is the
+    # caller's to choose and must not shape links we hand out.
+    base = str(request.app.state.public_url).rstrip("/")
+    return f"{base}/api/ip/{network.network_address}/{network.prefixlen}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -43,6 +44,16 @@ def _network(address: object, bits: object) -> ipaddress.IPv4Network:
         raise NetworkAddressInvalid() from None
 
 
+def _is_clean_name(name: object) -> bool:
+    # Control characters and lone surrogates cannot be stored faithfully
+    # (PostgreSQL refuses NUL; UTF-8 cannot encode a lone surrogate).
+    return (
+        isinstance(name, str)
+        and len(name) <= NAME_LIMIT
+        and all(unicodedata.category(char) not in ("Cc", "Cs") for char in name)
+    )
+
+
 def new_subnet(fields: dict[str, Any]) -> dict[str, Any]:
     """Validate a subnet to save; the address is normalised to its network."""
     name = fields.get("name")
@@ -59,8 +70,10 @@ def new_subnet(fields: dict[str, Any]) -> dict[str, Any]:
     ]
     if missing:
         raise MissingValues(f"Give {', '.join(missing)}.")
-    if not isinstance(name, str) or len(name) > NAME_LIMIT:
-        raise InvalidRequest(f"name must be text of at most {NAME_LIMIT} characters.")
+    if not _is_clean_name(name):
+        raise InvalidRequest(
+            f"name must be printable text of at most {NAME_LIMIT} characters."
+        )
     network = _network(fields["network_address"], fields["subnet_bits"])
     return {
         "name": name,

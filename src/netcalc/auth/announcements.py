@@ -1,0 +1,42 @@
+"""Announcements of revocations, as they travel between instances.
+
+Kept free of other netcalc imports so that any writer of revocations can
+announce them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+CHANNEL = "netcalc_revocations"
+"""The LISTEN/NOTIFY channel and Redis pub/sub channel of announcements."""
+
+
+def client_revoked(client_id: str) -> str:
+    """The announcement that credentials were revoked."""
+    return f"client:{client_id}"
+
+
+def account_disabled(account_id: str) -> str:
+    """The announcement that an account was disabled."""
+    return f"account:{account_id}"
+
+
+def account_enabled(account_id: str) -> str:
+    """The announcement that a disabled account was enabled again."""
+    return f"enabled:{account_id}"
+
+
+def token_revoked(jti: str) -> str:
+    """The announcement that one access token was revoked."""
+    return f"token:{jti}"
+
+
+async def notify_in_transaction(connection: AsyncConnection, message: str) -> None:
+    """Announce a change by NOTIFY, delivered only if the transaction commits."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            text("SELECT pg_notify(:channel, :message)"),
+            {"channel": CHANNEL, "message": message},
+        )
