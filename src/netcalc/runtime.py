@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import partial
 
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +14,7 @@ from netcalc.auth.grant import ClientCredentialsGrant
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KeySealer
 from netcalc.auth.revocations import Revocations, feed_for
-from netcalc.auth.store import find_client
+from netcalc.auth.store import CredentialReads, reads_for
 from netcalc.auth.throttle import FailureThrottle
 from netcalc.auth.tokens import TokenPolicy
 from netcalc.auth.usage import UsageRecorder
@@ -38,6 +37,7 @@ class Runtime:
     grant: ClientCredentialsGrant
     console: ConsoleAuth
     revocations: Revocations
+    reads: CredentialReads
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -53,8 +53,9 @@ class Runtime:
             settings.client_limit, settings.address_limit, storage
         )
         usage = UsageRecorder(engine, settings.usage_flush_seconds)
+        reads = reads_for(engine)
         grant = ClientCredentialsGrant(
-            find_client=partial(find_client, engine),
+            find_client=reads.find_client,
             throttle=throttle,
             keys=keys,
             policy=policy,
@@ -66,11 +67,21 @@ class Runtime:
         console = ConsoleAuth.build(settings, engine, secret, storage)
         revocations = Revocations(
             engine,
+            reads,
             feed_for(settings.database_url, settings.redis_url),
             settings.revocation_resync_seconds,
         )
         return cls(
-            settings, engine, keys, policy, throttle, usage, grant, console, revocations
+            settings,
+            engine,
+            keys,
+            policy,
+            throttle,
+            usage,
+            grant,
+            console,
+            revocations,
+            reads,
         )
 
 

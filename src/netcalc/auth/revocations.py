@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.tables import accounts, credentials
 from netcalc.auth.announcements import CHANNEL
-from netcalc.auth.store import token_is_live
+from netcalc.auth.store import CredentialReads
 from netcalc.auth.tables import revoked_tokens
 from netcalc.db import utcnow
 from netcalc.settings import Settings
@@ -186,9 +186,14 @@ class Revocations:
     """The revocation state one instance checks tokens against."""
 
     def __init__(
-        self, engine: AsyncEngine, feed: RevocationFeed | None, resync_seconds: float
+        self,
+        engine: AsyncEngine,
+        reads: CredentialReads,
+        feed: RevocationFeed | None,
+        resync_seconds: float,
     ) -> None:
         self._engine = engine
+        self._reads = reads
         self._feed = feed
         self._resync_seconds = resync_seconds
         self.known = RevocationList()
@@ -243,4 +248,4 @@ class Revocations:
         """False when the token, its credentials or its account is switched off."""
         if self.in_memory:
             return not self.known.refuses(client_id, account_id, jti)
-        return await token_is_live(self._engine, client_id, jti)
+        return await self._reads.token_is_live(client_id, jti)
