@@ -1,0 +1,170 @@
+"""Processes and requests of the benchmark, all bounded in time, all on loopback.
+
+Commands run to their end within a deadline; servers run for the length of a
+`with` block in a session of their own, so that stopping one by its PID also
+stops its workers. Requests go only to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+"""The only address this benchmark ever sends traffic to."""
+
+READY_SECONDS = 30.0
+"""How long a server may take to answer its first request."""
+
+STOP_SECONDS = 5.0
+"""How long a server may take to exit after SIGTERM before it is killed."""
+
+
+class BenchError(Exception):
+    """The benchmark could not run; the message says what went wrong."""
+
+
+def run_command(
+    command: list[str], env: dict[str, str] | None, seconds: float, stdin: str = ""
+) -> str:
+    """Run a command to its end, within `seconds`; its stdout.
+
+    Raises:
+        BenchError: the command timed out or exited with a non-zero status.
+    """
+    name = " ".join(Path(part).name for part in command[:3])
+    try:
+        done = subprocess.run(
+            command,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=seconds,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"'{name}' did not finish in {seconds:.0f} s.") from None
+    if done.returncode != 0:
+        raise BenchError(f"'{name}' failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def server(
+    command: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server for the block's length, then stop it and its workers."""
+    with log.open("wb") as sink:
+        # A session of its own: its process group holds the server and any
+        # workers, so they can be killed together by the server's PID.
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Stop a process started in its own session: SIGTERM, then SIGKILL."""
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"Process {process.pid} ignored SIGTERM; killing it.", file=sys.stderr)
+    # Also reaches workers orphaned by a server that died before them.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=STOP_SECONDS)
+
+
+def free_port() -> int:
+    """A TCP port of HOST that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def url(port: int, path: str) -> str:
+    """The URL of `path` on the server listening on HOST:`port`."""
+    return f"http://{HOST}:{port}{path}"
+
+
+def wait_until(
+    ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str
+) -> None:
+    """Wait until `ready()` is true, the server exits, or time runs out.
+
+    Raises:
+        BenchError: the server exited or was not ready in READY_SECONDS; the
+            message ends with the tail of its log.
+    """
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(
+                f"The server exited ({process.returncode}) before it was ready. "
+                f"Its log ends:\n{tail(log)}"
+            )
+        with contextlib.suppress(OSError):
+            if ready():
+                return
+        time.sleep(0.1)
+    raise BenchError(
+        f"{what} did not happen within {READY_SECONDS:.0f} s. "
+        f"The server log ends:\n{tail(log)}"
+    )
+
+
+def wait_http(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until `address` answers 200; see `wait_until`."""
+    wait_until(
+        lambda: http("GET", address)[0] == 200, process, log, f"{address} answering 200"
+    )
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log file."""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+# No proxy: a proxy configured in the environment must not see bench traffic.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(
+    method: str, address: str, body: str | None = None, token: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """One request to a server on HOST; the HTTP status and the JSON body."""
+    if not address.startswith(f"http://{HOST}:"):
+        raise BenchError(f"Refusing to send a request off loopback, to {address!r}.")
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = body.encode() if body is not None else None
+    # S310: the scheme and host were checked above.
+    request = urllib.request.Request(address, data, headers, method=method)  # noqa: S310
+    try:
+        with _OPENER.open(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
