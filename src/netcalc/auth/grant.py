@@ -74,14 +74,14 @@ class ClientCredentialsGrant:
         Throttled and counted like the token endpoint, so introspection and
         revocation offer no side door for guessing secrets.
         """
-        await self._throttle.check(presented.client_id, address)
         try:
             client = await self._check_secret(presented)
         except GrantError:
             await self._throttle.failed(presented.client_id, address)
             raise
-        # Concurrent failures may have crossed a limit meanwhile; a throttled
-        # caller must not learn that this secret was the right one.
+        # Checked after the secret, not before, so concurrent failures that
+        # crossed a limit meanwhile still refuse this caller: a throttled
+        # caller never learns whether its secret was right.
         await self._throttle.check(presented.client_id, address)
         return client
 
