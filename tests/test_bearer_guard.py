@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,12 +20,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException
 from starlette.testclient import TestClient
 
 from netcalc.accounts import service
 from netcalc.accounts.service import IssuedSecret
 from netcalc.auth.keys import KeySealer, SigningKey, load_keys
 from netcalc.auth.store import revoke_token
+from netcalc.resource_server import TokenGuard
 from netcalc.settings import Settings
 from tests.support import Console, token_body
 
@@ -326,20 +329,125 @@ def _wrong_audience(forger: Forger) -> str:
     return forger.sign(forger.claims | {"aud": "some-other-api"})
 
 
+def _not_yet_valid(forger: Forger) -> str:
+    return forger.sign(forger.claims | {"nbf": int(time.time()) + 3600})
+
+
+def _path_like_kid(forger: Forger) -> str:
+    return forger.sign(kid="../../etc/passwd")
+
+
+def _key_url_header(name: str) -> Callable[[Forger], str]:
+    def forge(forger: Forger) -> str:
+        return forger.sign(**{name: "http://127.0.0.1:9/keys.json"})
+
+    return forge
+
+
+def _embedded_jwk(forger: Forger) -> str:
+    # The real key, embedded: still refused, since a token never picks its key.
+    return forger.sign(jwk=forger.key.public_jwk)
+
+
+def _crit_header(forger: Forger) -> str:
+    return forger.sign(crit=["exp"])
+
+
+FORGERIES = [
+    pytest.param(_unknown_kid, id="unknown-kid"),
+    pytest.param(_alg_none, id="alg-none"),
+    pytest.param(_hs256_with_public_key, id="hs256-public-key-pem"),
+    pytest.param(_hs256_with_public_jwk, id="hs256-public-jwk"),
+    pytest.param(_foreign_key_with_our_kid, id="foreign-key-our-kid"),
+    pytest.param(_expired, id="expired-beyond-leeway"),
+    pytest.param(_issued_in_the_future, id="iat-far-future"),
+    pytest.param(_not_yet_valid, id="nbf-future"),
+    pytest.param(_wrong_issuer, id="wrong-iss"),
+    pytest.param(_wrong_audience, id="wrong-aud"),
+    pytest.param(_path_like_kid, id="path-like-kid"),
+    pytest.param(_key_url_header("jku"), id="jku-header"),
+    pytest.param(_key_url_header("x5u"), id="x5u-header"),
+    pytest.param(_embedded_jwk, id="jwk-header"),
+    pytest.param(_crit_header, id="crit-header"),
+]
+"""Tokens no part of netcalc may accept, each made by one forging step."""
+
+
+@pytest.mark.parametrize("forge", FORGERIES)
+def test_introspection_reports_forgeries_inactive(
+    client: TestClient,
+    forger: Forger,
+    issued: IssuedSecret,
+    forge: Callable[[Forger], str],
+) -> None:
+    """Introspection calls every forged or unacceptable token inactive."""
+    response = client.post(
+        "/oauth2/introspect",
+        data={"token": forge(forger)},
+        auth=(issued.client_id, issued.client_secret),
+    )
+    assert response.status_code == 200
+    assert response.json() == {"active": False}
+
+
+@pytest.mark.parametrize("forge", FORGERIES)
+def test_resource_kit_refuses_forgeries(
+    client: TestClient,
+    forger: Forger,
+    settings: Settings,
+    forge: Callable[[Forger], str],
+) -> None:
+    """The resource-server kit refuses every forged or unacceptable token."""
+    forged = forge(forger)
+
+    async def verify() -> int:
+        # The key set is served from memory, so the app can answer in this loop.
+        transport = httpx.ASGITransport(app=client.app)
+        http = httpx.AsyncClient(transport=transport)
+        guard = TokenGuard(settings.issuer, settings.audience, http=http)
+        try:
+            await guard.verify(forged)
+        except HTTPException as refusal:
+            return refusal.status_code
+        finally:
+            await http.aclose()
+        return 200
+
+    assert asyncio.run(verify()) == 401
+
+
+def test_resource_kit_accepts_the_control_token(
+    client: TestClient, forger: Forger, settings: Settings
+) -> None:
+    """The kit accepts what the forger signs unchanged, so refusals above mean it."""
+
+    async def verify() -> dict[str, Any]:
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app))
+        guard = TokenGuard(settings.issuer, settings.audience, http=http)
+        try:
+            return await guard.verify(forger.sign())
+        finally:
+            await http.aclose()
+
+    assert asyncio.run(verify())["jti"] == forger.claims["jti"]
+
+
 @pytest.mark.parametrize(
-    "forge",
-    [
-        pytest.param(_unknown_kid, id="unknown-kid"),
-        pytest.param(_alg_none, id="alg-none"),
-        pytest.param(_hs256_with_public_key, id="hs256-public-key-pem"),
-        pytest.param(_hs256_with_public_jwk, id="hs256-public-jwk"),
-        pytest.param(_foreign_key_with_our_kid, id="foreign-key-our-kid"),
-        pytest.param(_expired, id="expired-beyond-leeway"),
-        pytest.param(_issued_in_the_future, id="iat-far-future"),
-        pytest.param(_wrong_issuer, id="wrong-iss"),
-        pytest.param(_wrong_audience, id="wrong-aud"),
-    ],
+    "header",
+    ["Bearer  {token}", "Bearer\t{token}", " Bearer {token} "],
+    ids=["two-spaces", "tab", "padded"],
 )
+def test_bearer_whitespace_variants(
+    client: TestClient, token: str, header: str
+) -> None:
+    """Extra whitespace around the scheme and token does not change the answer."""
+    response = client.get(
+        SUBNETS, headers={"Authorization": header.format(token=token)}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("forge", FORGERIES)
 def test_forged_or_unacceptable_token_is_invalid(
     client: TestClient, forger: Forger, forge: Callable[[Forger], str]
 ) -> None:
