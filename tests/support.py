@@ -130,6 +130,12 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The server's process id; with one worker it serves the requests."""
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
     def cli(
         self, *args: str, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:

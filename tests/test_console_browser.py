@@ -381,3 +381,20 @@ def test_pages_load_nothing_the_policy_blocks(page: Page) -> None:
     generate(page, "policy")
     page.goto("/credentials")
     assert problems == [], json.dumps(problems)
+
+
+def test_activity_page_lists_the_journey(browser: Browser, live: ServerProcess) -> None:
+    """The header's Activity link lists the account's changes, at any width."""
+    page = open_context(browser, live)
+    sign_up(page, new_email("activity"))
+    client_id, secret = generate(page, "audited")
+    page.get_by_role("link", name="Activity").click()
+    page.wait_for_url("**/activity")
+    row = page.get_by_role("row").filter(has_text="Credentials generated")
+    assert client_id in row.inner_text()
+    assert secret not in page.content()
+    shot(page, "16-activity")
+    page.set_viewport_size(PHONE)
+    shot(page, "17-phone-activity")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.context.close()

@@ -7,7 +7,7 @@ import json
 import math
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -15,6 +15,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts import service
+from netcalc.audit import MAX_LIMIT, list_events
 from netcalc.auth.announcements import (
     account_disabled,
     account_enabled,
@@ -25,6 +26,7 @@ from netcalc.auth.keys import KeySealer, rotate_keys
 from netcalc.auth.revocations import publish
 from netcalc.db import create_engine
 from netcalc.errors import NetcalcError
+from netcalc.http_limits import LimitedHttpProtocol
 from netcalc.migrate import upgrade
 from netcalc.runtime import secret_hash_key
 from netcalc.settings import Settings, load_settings
@@ -97,7 +99,8 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the server, migrating the database first."""
-    proxies = _settings().forwarded_allow_ips
+    settings = _settings()
+    proxies = settings.forwarded_allow_ips
     _with_database(_prepare)
     uvicorn.run(
         "netcalc.app:create_app",
@@ -106,13 +109,14 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, plus header, time and connection bounds (http_limits).
+        http=LimitedHttpProtocol,
         access_log=False,
         server_header=False,
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
         log_level="warning",
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
 
 
@@ -224,7 +228,7 @@ def credentials_list(
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
     header = ("CLIENT ID", "NAME", "SCOPES", "STATUS", "CREATED", "LAST USED")
-    lines = [header] + [
+    cells = [
         (
             row["client_id"],
             row["name"],
@@ -235,6 +239,12 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         )
         for row in rows
     ]
+    _print_columns(header, cells)
+
+
+def _print_columns(header: tuple[str, ...], cells: Sequence[tuple[str, ...]]) -> None:
+    """Print a header and rows of cells as aligned columns."""
+    lines = [header, *cells]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         typer.echo(
@@ -294,6 +304,44 @@ def keys_rotate() -> None:
         f"New signing key {kid}. Running servers sign with it after their next "
         "key refresh (NETCALC_KEY_REFRESH_SECONDS); old tokens keep working."
     )
+
+
+@app.command()
+def audit(
+    account: Annotated[
+        str | None, typer.Option(help="Only the events of this account (email).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_LIMIT, help="How many events to show.")
+    ] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the audit trail, newest first; it never holds a secret."""
+
+    async def listing(settings: Settings, engine: AsyncEngine) -> list[dict[str, Any]]:
+        account_id = await service.account_id_for(engine, account) if account else None
+        return await list_events(engine, account_id=account_id, limit=limit)
+
+    events = _with_database(listing)
+    if as_json:
+        _print_json(events)
+        return
+    _print_events(events)
+
+
+def _print_events(events: list[dict[str, Any]]) -> None:
+    header = ("TIME", "EVENT", "ACTOR", "SUBJECT", "ADDRESS")
+    cells = [
+        (
+            event["occurred_at"][:19],
+            event["event"],
+            event["actor"],
+            event["subject"],
+            event["address"] or "-",
+        )
+        for event in events
+    ]
+    _print_columns(header, cells)
 
 
 DEMO_EMAIL = "demo@example.com"

@@ -7,6 +7,9 @@ the standard OAuth endpoints is carried too where it differs.
     NetcalcError
     ├── RequestError            the request itself is unusable
     │   ├── RequestTooLarge         413 REQUEST_TOO_LARGE
+    │   ├── HeadersTooLarge         431 REQUEST_TOO_LARGE
+    │   │   └── UriTooLong              414 REQUEST_TOO_LARGE
+    │   ├── RequestTimeout          408 REQUEST_TIMEOUT
     │   ├── MissingHeader           400 MISSING_HEADER
     │   ├── InvalidRequest          400 INVALID_REQUEST
     │   ├── ClientGone              400 CLIENT_DISCONNECTED (logged, never seen)
@@ -32,6 +35,7 @@ the standard OAuth endpoints is carried too where it differs.
     ├── NetworkAddressInvalid   400 NETWORK_ADDRESS_INVALID
     ├── NoAddressSpecified      400 NO_ADDRESS_SPECIFIED
     ├── InvalidAddress          400 INVALID_ADDRESS
+    ├── ServerBusy              503 SERVICE_UNAVAILABLE
     ├── UnexpectedError         500 SYSTEM_ERROR
     └── UsageError              a CLI or management call that cannot be done
 """
@@ -71,6 +75,29 @@ class RequestTooLarge(RequestError):
     status = "REQUEST_TOO_LARGE"
     http_status = 413
     default_message = "The request body is larger than the server accepts."
+
+
+class HeadersTooLarge(RequestError):
+    """The request line and header fields are larger than the configured limit."""
+
+    status = "REQUEST_TOO_LARGE"
+    http_status = 431
+    default_message = "The request headers are larger than the server accepts."
+
+
+class UriTooLong(HeadersTooLarge):
+    """The request target alone is larger than the header limit."""
+
+    http_status = 414
+    default_message = "The URL is longer than the server accepts."
+
+
+class RequestTimeout(RequestError):
+    """The client did not send its whole request within the request timeout."""
+
+    status = "REQUEST_TIMEOUT"
+    http_status = 408
+    default_message = "The request did not arrive in time; send it again, whole."
 
 
 class MissingHeader(RequestError):
@@ -293,6 +320,18 @@ class InvalidAddress(NetcalcError):
     status = "INVALID_ADDRESS"
     http_status = 400
     default_message = "The address is not a valid IPv4 address or subnet."
+
+
+class ServerBusy(NetcalcError):
+    """This process holds as many connections as it is configured to."""
+
+    status = "SERVICE_UNAVAILABLE"
+    http_status = 503
+    oauth_error = "temporarily_unavailable"
+    default_message = "The server is busy; retry in a moment."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 class UnexpectedError(NetcalcError):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from netcalc.accounts.tables import accounts, console_sessions, credentials
+from netcalc.audit import audit_events
 from netcalc.auth.tables import revoked_tokens, signing_keys
 from netcalc.db import metadata
 from netcalc.subnets.tables import subnets
 
 __all__ = [
     "accounts",
+    "audit_events",
     "console_sessions",
     "credentials",
     "metadata",

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     token_ttl_max: int = Field(86400, ge=1, le=31 * 86400)
     rotation_grace: int = Field(86400, ge=0)
     body_limit: int = Field(16384, ge=256, le=1 << 20)
+    # What one connection may cost before it is answered or cut off; see
+    # netcalc.http_limits and the measured bounds in SECURITY.md.
+    header_limit: int = Field(16384, ge=1024, le=1 << 20)
+    request_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    keep_alive_seconds: int = Field(30, ge=1, le=3600)
+    max_connections: int = Field(1000, ge=1, le=100_000)
     failed_auth_per_client: str = "10/minute"
     failed_auth_per_address: str = "60/minute"
     failed_signin_per_email: str = "5/minute"

@@ -20,6 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from netcalc.accounts import service
+from netcalc.accounts.activity import (
+    activity_router,
+    console_actor,
+    sign_in_refused,
+    signed_in,
+    signed_out,
+)
 from netcalc.accounts.forms import (
     EMPTY_CREDENTIALS,
     CredentialsRequest,
@@ -36,6 +43,7 @@ from netcalc.errors import CsrfRejected, NotFound, TooManyRequests, UsageError, 
 from netcalc.runtime import Runtime, secret_hash_key
 
 console_router = APIRouter(route_class=PageRoute, include_in_schema=False)
+console_router.include_router(activity_router)
 
 WRONG_PASSWORD = "Email or password is incorrect."
 """The one answer to a failed sign-in, whether or not the email exists."""
@@ -139,9 +147,11 @@ async def sign_up_page(request: Request) -> Response:
 async def _authenticate(request: Request, email: str, password: str) -> str:
     """The id of the account that this email and password open.
 
-    Failures are counted per email and per address; over either limit the
-    password is not even checked. An unknown email fails as a wrong password
-    does, in the same time.
+    Failures are counted per email and per address, and recorded in the
+    audit trail; over either limit the password is not even checked and
+    nothing is recorded, so a flood grows the trail no faster than the
+    limits allow. An unknown email fails as a wrong password does, in the
+    same time.
     """
     runtime = _runtime(request)
     throttle, address = runtime.console.throttle, _address(request)
@@ -152,8 +162,11 @@ async def _authenticate(request: Request, email: str, password: str) -> str:
     valid = await run_in_threadpool(verify_password, stored, password)
     if account is None or not valid:
         await throttle.failed(email, address)
+        reason = "wrong password" if account else "unknown email"
+        await sign_in_refused(runtime.engine, email, address, account, reason)
         raise UsageError(WRONG_PASSWORD)
     if account["disabled"]:
+        await sign_in_refused(runtime.engine, email, address, account, "disabled")
         raise UsageError("This account is disabled.")
     return str(account["id"])
 
@@ -174,8 +187,9 @@ async def sign_in(request: Request) -> Response:
             email=form.get("email"),
             error=error.message,
         )
-    sessions = _runtime(request).console.sessions
-    opened = await sessions.start(account_id, replacing=session)
+    runtime = _runtime(request)
+    opened = await runtime.console.sessions.start(account_id, replacing=session)
+    await signed_in(runtime.engine, account_id, email, _address(request))
     return _with_cookie(request, redirect("/credentials"), opened)
 
 
@@ -188,7 +202,13 @@ async def sign_up(request: Request) -> Response:
     try:
         if password != form.get("password_again"):
             raise UsageError("The two passwords are not the same.")
-        account_id = await service.create_account(runtime.engine, email, password)
+        account_id = await service.create_account(
+            runtime.engine,
+            email,
+            password,
+            actor=console_actor(email.strip().lower()),
+            address=_address(request),
+        )
     except UsageError as error:
         return render(
             "signup.html",
@@ -205,7 +225,9 @@ async def sign_up(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     """End the session and forget its cookie."""
     session, _ = await _posted(request)
-    await _runtime(request).console.sessions.end(session)
+    runtime = _runtime(request)
+    await runtime.console.sessions.end(session)
+    await signed_out(runtime.engine, session, _address(request))
     response = redirect("/signin")
     response.delete_cookie(
         COOKIE_NAME,
@@ -280,6 +302,8 @@ async def generate_credentials(request: Request) -> Response:
             scopes=asked.scopes,
             token_ttl=asked.lifetime(settings.token_ttl_max),
             max_ttl=settings.token_ttl_max,
+            actor=console_actor(holder.email),
+            address=_address(request),
         )
     except UsageError as error:
         return _new_form(request, holder, asked, error.message)
@@ -357,6 +381,8 @@ async def rotate(request: Request, client_id: str) -> Response:
         client_id,
         grace=runtime.settings.rotation_grace,
         account_id=holder.account_id,
+        actor=console_actor(holder.email),
+        address=_address(request),
     )
     row = await _owned(request, holder, client_id)
     return _secret_page(request, holder, issued, row["name"], rotated=True)
@@ -374,7 +400,11 @@ async def revoke(request: Request, client_id: str) -> Response:
     holder, _ = await _posted_by_holder(request)
     runtime = _runtime(request)
     await service.revoke_credentials(
-        runtime.engine, client_id, account_id=holder.account_id
+        runtime.engine,
+        client_id,
+        account_id=holder.account_id,
+        actor=console_actor(holder.email),
+        address=_address(request),
     )
     await runtime.revocations.announce(client_revoked(client_id))
     return redirect(f"/credentials?revoked={quote(client_id)}")

@@ -1,7 +1,8 @@
 """Accounts and their client credentials: create, list, revoke, rotate.
 
 Used by the CLI and the web console; every change is committed before the
-call returns, so the token endpoint and the bearer guard see it at once.
+call returns, so the token endpoint and the bearer guard see it at once, and
+its audit event is written in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.passwords import hash_password
 from netcalc.accounts.tables import accounts, credentials
+from netcalc.audit import CLI_ACTOR, Event, record
 from netcalc.auth.announcements import (
     account_disabled,
     account_enabled,
@@ -57,7 +59,14 @@ def normalise_email(email: str) -> str:
     return cleaned
 
 
-async def create_account(engine: AsyncEngine, email: str, password: str) -> str:
+async def create_account(
+    engine: AsyncEngine,
+    email: str,
+    password: str,
+    *,
+    actor: str = CLI_ACTOR,
+    address: str | None = None,
+) -> str:
     """Create an account and return its id; the email must be new."""
     values = {
         "id": new_id(),
@@ -71,20 +80,47 @@ async def create_account(engine: AsyncEngine, email: str, password: str) -> str:
     try:
         async with engine.begin() as connection:
             await connection.execute(accounts.insert().values(**values))
+            await record(
+                connection,
+                "account.created",
+                actor=actor,
+                account_id=str(values["id"]),
+                subject=str(values["email"]),
+                address=address,
+            )
     except IntegrityError:
         raise UsageError(f"An account for {values['email']} already exists.") from None
     return str(values["id"])
 
 
-async def set_disabled(engine: AsyncEngine, account_id: str, disabled: bool) -> None:
+async def set_disabled(
+    engine: AsyncEngine,
+    account_id: str,
+    disabled: bool,
+    *,
+    actor: str = CLI_ACTOR,
+    address: str | None = None,
+) -> None:
     """Disable an account, refusing its tokens at once, or enable it again."""
     statement = (
         update(accounts).where(accounts.c.id == account_id).values(disabled=disabled)
     )
     announcement = account_disabled if disabled else account_enabled
+    event: Event = "account.disabled" if disabled else "account.enabled"
+    email = select(accounts.c.email).where(accounts.c.id == account_id)
     async with engine.begin() as connection:
         await connection.execute(statement)
         await notify_in_transaction(connection, announcement(account_id))
+        subject = await connection.scalar(email)
+        if subject is not None:
+            await record(
+                connection,
+                event,
+                actor=actor,
+                account_id=account_id,
+                subject=subject,
+                address=address,
+            )
 
 
 async def find_account(engine: AsyncEngine, email: str) -> dict[str, Any] | None:
@@ -125,6 +161,8 @@ async def create_credentials(
     scopes: tuple[str, ...] = (),
     token_ttl: int | None = None,
     max_ttl: int,
+    actor: str = CLI_ACTOR,
+    address: str | None = None,
 ) -> IssuedSecret:
     """Generate credentials for an account; the secret is returned once."""
     _check_credentials(name, scopes, token_ttl, max_ttl)
@@ -140,6 +178,15 @@ async def create_credentials(
                 secret_hash=hash_secret(hash_key, secret),
                 created_at=utcnow(),
             )
+        )
+        await record(
+            connection,
+            "credentials.created",
+            actor=actor,
+            account_id=account_id,
+            subject=client_id,
+            address=address,
+            details={"name": name, "scopes": list(scopes), "token_ttl": token_ttl},
         )
     return IssuedSecret(client_id, secret)
 
@@ -198,7 +245,12 @@ def _present(row: Any) -> dict[str, Any]:
 
 
 async def revoke_credentials(
-    engine: AsyncEngine, client_id: str, account_id: str | None = None
+    engine: AsyncEngine,
+    client_id: str,
+    account_id: str | None = None,
+    *,
+    actor: str = CLI_ACTOR,
+    address: str | None = None,
 ) -> None:
     """Revoke credentials at once; with `account_id`, only that account's."""
     statement = (
@@ -216,6 +268,17 @@ async def revoke_credentials(
         result = await connection.execute(statement)
         if result.rowcount:
             await notify_in_transaction(connection, client_revoked(client_id))
+            owner = select(credentials.c.account_id).where(
+                credentials.c.client_id == client_id
+            )
+            await record(
+                connection,
+                "credentials.revoked",
+                actor=actor,
+                account_id=await connection.scalar(owner),
+                subject=client_id,
+                address=address,
+            )
     if result.rowcount == 0:
         await _require_credentials(engine, client_id, account_id)
 
@@ -240,6 +303,8 @@ async def rotate_credentials(
     *,
     grace: int,
     account_id: str | None = None,
+    actor: str = CLI_ACTOR,
+    address: str | None = None,
 ) -> IssuedSecret:
     """Issue a new secret; the old one keeps working for `grace` seconds.
 
@@ -264,6 +329,16 @@ async def rotate_credentials(
     )
     async with engine.begin() as connection:
         result = await connection.execute(statement)
+        if result.rowcount:
+            await record(
+                connection,
+                "credentials.rotated",
+                actor=actor,
+                account_id=current["account_id"],
+                subject=client_id,
+                address=address,
+                details={"grace_seconds": grace},
+            )
     if result.rowcount == 0:
         raise UsageError("The credentials were revoked while rotating.")
     return IssuedSecret(client_id, secret, expires)

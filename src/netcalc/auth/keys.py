@@ -21,6 +21,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from netcalc.audit import CLI_ACTOR, record
 from netcalc.auth.derive import derive_key
 from netcalc.auth.tables import signing_keys
 from netcalc.db import utcnow
@@ -124,7 +125,12 @@ async def create_key(engine: AsyncEngine, sealer: KeySealer, alg: str) -> str:
 
 
 async def rotate_keys(
-    engine: AsyncEngine, sealer: KeySealer, alg: str, max_token_ttl: int
+    engine: AsyncEngine,
+    sealer: KeySealer,
+    alg: str,
+    max_token_ttl: int,
+    *,
+    actor: str = CLI_ACTOR,
 ) -> str:
     """Retire the current keys and make a new one.
 
@@ -141,7 +147,9 @@ async def rotate_keys(
                 published_until=now + timedelta(seconds=max_token_ttl),
             )
         )
-    return await create_key(engine, sealer, alg)
+    kid = await create_key(engine, sealer, alg)
+    await record(engine, "keys.rotated", actor=actor, subject=kid, details={"alg": alg})
+    return kid
 
 
 async def load_keys(engine: AsyncEngine, sealer: KeySealer) -> list[SigningKey]:

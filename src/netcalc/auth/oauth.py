@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from netcalc.audit import record
 from netcalc.auth.announcements import token_revoked
 from netcalc.auth.exchange import client_address, exchange, runtime_of
 from netcalc.auth.scopes import ACCOUNT_SCOPES
@@ -22,6 +23,7 @@ from netcalc.auth.token_request import authenticate_client, parse_body
 from netcalc.auth.tokens import AccessToken, verify_token
 from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError
 from netcalc.http_body import read_body
+from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER
 from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
 from netcalc.runtime import Runtime
 
@@ -31,7 +33,7 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 """Client authentication methods every endpoint accepts (RFC 6749 §2.3.1)."""
 
 
-@router.post("/oauth2/token")
+@router.post("/oauth2/token", openapi_extra=OAUTH_TOKEN_REQUEST)
 async def token(request: Request) -> Response:
     """The client credentials grant with RFC 6749 §5.1 and §5.2 answers."""
     try:
@@ -74,7 +76,7 @@ async def _verified(runtime: Runtime, token: str) -> AccessToken | None:
         return None
 
 
-@router.post("/oauth2/introspect")
+@router.post("/oauth2/introspect", openapi_extra=TOKEN_PARAMETER)
 async def introspect(request: Request) -> Response:
     """RFC 7662: whether a token is active, for its own account's clients only."""
     runtime = runtime_of(request)
@@ -108,7 +110,7 @@ def _introspection(access: AccessToken) -> dict[str, Any]:
     }
 
 
-@router.post("/oauth2/revoke")
+@router.post("/oauth2/revoke", openapi_extra=TOKEN_PARAMETER)
 async def revoke(request: Request) -> Response:
     """RFC 7009: revoke one access token of the caller's account.
 
@@ -122,6 +124,16 @@ async def revoke(request: Request) -> Response:
         expires = datetime.fromtimestamp(access.expires_at, UTC)
         await revoke_token(runtime.engine, access.jti, access.client_id, expires)
         await runtime.revocations.announce(token_revoked(access.jti))
+        # Last: a failure to record must not hold the revocation back.
+        await record(
+            runtime.engine,
+            "token.revoked",
+            actor=f"oauth:{caller.client_id}",
+            account_id=caller.account_id,
+            subject=access.jti,
+            address=client_address(request),
+            details={"client_id": access.client_id},
+        )
     return Response(status_code=200, headers=NO_STORE)
 
 

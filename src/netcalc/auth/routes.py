@@ -6,12 +6,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from netcalc.auth.exchange import exchange, runtime_of
+from netcalc.openapi import TOKEN_REQUEST
 from netcalc.responses import NO_STORE, JSONBody, ok
 
 router = APIRouter()
 
 
-@router.post("/api/auth/token")
+@router.post("/api/auth/token", openapi_extra=TOKEN_REQUEST)
 async def token_endpoint(request: Request) -> Response:
     """Exchange client credentials for an access token (CONTRACT §1)."""
     token_request, granted = await exchange(request, "/api/auth/token", allow_json=True)

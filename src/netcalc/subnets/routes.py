@@ -13,6 +13,7 @@ from netcalc.auth.tokens import AccessToken
 from netcalc.bodies import JSON, media_type, parse_json_object
 from netcalc.errors import MissingHeader
 from netcalc.http_body import read_body
+from netcalc.openapi import SUBNET
 from netcalc.responses import ok
 from netcalc.subnets import service
 
@@ -37,7 +38,7 @@ async def get_subnet(request: Request, subnet_id: str, token: Reader) -> Respons
     return ok({"subnets": [subnet]})
 
 
-@router.post("")
+@router.post("", openapi_extra=SUBNET)
 async def save_subnet(request: Request, token: Writer) -> Response:
     """Save a subnet from a JSON body."""
     runtime = request.app.state.runtime

@@ -1,0 +1,236 @@
+"""Bounds on one HTTP connection, kept where uvicorn parses the requests.
+
+uvicorn's httptools protocol accepts a request head of any size and waits
+for ever on a request that never finishes, so a few slow or bloated clients
+could hold this process's memory and sockets. `LimitedHttpProtocol` adds
+three bounds in the parser itself, with no per-request middleware:
+
+- the request line and header fields together may hold at most
+  NETCALC_HEADER_LIMIT bytes: 414 when the URL alone passes it, else 431;
+- each request must arrive whole, head and body, within
+  NETCALC_REQUEST_TIMEOUT_SECONDS of its first byte (or of the connection,
+  for the first request): 408, then the connection is closed;
+- past NETCALC_MAX_CONNECTIONS open connections in this process, a new
+  connection's request is answered 503 and the connection closed.
+- a connection may pipeline at most PIPELINE_DEPTH requests ahead of the
+  answers; past that uvicorn answers its bare 400 and closes.
+
+The answers are the contract's JSON error bodies from `netcalc.responses`,
+with `Connection: close`. Idle keep-alive connections are uvicorn's own
+business (`timeout_keep_alive`, set from NETCALC_KEEP_ALIVE_SECONDS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from netcalc.errors import (
+    HeadersTooLarge,
+    NetcalcError,
+    RequestTimeout,
+    ServerBusy,
+    UriTooLong,
+)
+from netcalc.responses import error_body
+from netcalc.settings import Settings, load_settings
+
+__all__ = ["ConnectionLimits", "LimitedHttpProtocol"]
+
+REFUSED = Counter(
+    "netcalc_connections_refused_total",
+    "Requests refused or connections closed by a connection bound, by reason: "
+    "head_too_large, timeout, idle, busy or pipeline.",
+    ["reason"],
+)
+
+FIELD_OVERHEAD = 4
+"""Bytes of ': ' and CRLF around each header field, counted to the limit."""
+
+PIPELINE_DEPTH = 32
+"""Requests one connection may send ahead of the answers (RFC 9112 §9.3.2)."""
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one connection may cost before it is answered or cut off."""
+
+    header_limit: int
+    request_timeout: float
+    max_connections: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        """The limits an operator configured."""
+        return cls(
+            settings.header_limit,
+            settings.request_timeout_seconds,
+            settings.max_connections,
+        )
+
+
+@functools.cache
+def process_limits() -> ConnectionLimits:
+    """This process's limits, read once.
+
+    uvicorn builds its protocols itself, in every worker process, so they
+    read the same environment that `netcalc serve` checked at start.
+    """
+    return ConnectionLimits.from_settings(load_settings())
+
+
+class Refusal:
+    """An ASGI app answering every request with one error and closing."""
+
+    def __init__(self, error: NetcalcError) -> None:
+        self.response = error_body(error)
+        self.response.headers["Connection"] = "close"
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        await self.response(scope, receive, send)  # type: ignore[arg-type]
+
+    def raw(self) -> bytes:
+        """The answer as HTTP/1.1 bytes, for writing outside any request."""
+        status = http.HTTPStatus(self.response.status_code)
+        lines = [f"HTTP/1.1 {status.value} {status.phrase}".encode()]
+        lines += [name + b": " + value for name, value in self.response.raw_headers]
+        return b"\r\n".join([*lines, b"", self.response.body])
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds of this module."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = process_limits()
+        self.url = b""
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_message = False
+        self._awaiting_head = True
+        self._head_bytes = 0
+
+    def connection_made(  # type: ignore[override]
+        self, transport: asyncio.Transport
+    ) -> None:
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            REFUSED.labels("busy").inc()
+            self.app = Refusal(ServerBusy())
+        self._arm_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # Counted before parsing: a head that never ends must be cut off
+        # while it arrives, not once it is complete.
+        if self._awaiting_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._awaiting_head and self._head_bytes > self.limits.header_limit:
+            self._refuse_unfinished_head()
+
+    def on_message_begin(self) -> None:
+        # Each request parsed ahead of its turn holds a scope, and one read
+        # can carry thousands of them. Raising here stops the parser, and
+        # uvicorn answers 400 and closes the connection.
+        if len(self.pipeline) >= PIPELINE_DEPTH:
+            REFUSED.labels("pipeline").inc()
+            raise RuntimeError(f"More than {PIPELINE_DEPTH} requests pipelined.")
+        super().on_message_begin()
+        self._in_message = True
+        self._arm_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        self._head_bytes = 0
+        error = self._oversized_head()
+        if error is not None:
+            REFUSED.labels("head_too_large").inc()
+            self.app = Refusal(error)
+            # httptools cannot split a URL over 64 KiB and would answer a
+            # bare 400; the refusal needs no URL.
+            self.url = b"/"
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._cancel_deadline()
+        self._in_message = False
+        self._awaiting_head = True
+
+    def handle_websocket_upgrade(self) -> None:
+        self._cancel_deadline()
+        super().handle_websocket_upgrade()
+
+    def _oversized_head(self) -> NetcalcError | None:
+        limit = self.limits.header_limit
+        if len(self.url) > limit:
+            return UriTooLong()
+        fields = sum(len(n) + len(v) + FIELD_OVERHEAD for n, v in self.headers)
+        if len(self.url) + fields > limit:
+            return HeadersTooLarge()
+        return None
+
+    def _refuse_unfinished_head(self) -> None:
+        if self.transport.is_closing():
+            return
+        too_long = len(self.url) > self.limits.header_limit
+        error = UriTooLong() if too_long else HeadersTooLarge()
+        REFUSED.labels("head_too_large").inc()
+        self._close_with(error)
+
+    def _arm_deadline(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(
+                self.limits.request_timeout, self._deadline_passed
+            )
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if not self._in_message:
+            # Opened and never used: nobody is waiting for an answer.
+            REFUSED.labels("idle").inc()
+            self.transport.close()
+            return
+        REFUSED.labels("timeout").inc()
+        self._close_with(RequestTimeout())
+
+    def _close_with(self, error: NetcalcError) -> None:
+        """Answer `error` if no other response is on the wire, then close."""
+        if self._awaiting_head:
+            answer = self.cycle is None or self.cycle.response_complete
+        else:
+            answer = not self.pipeline and not self.cycle.response_started
+            # The app may still be waiting for the body; it now hears of a
+            # disconnect, and anything it sends is dropped.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        if answer:
+            self.transport.write(Refusal(error).raw())
+        self.transport.close()

@@ -1,0 +1,310 @@
+"""Resource bounds of a real server: heads, slow clients, connections, memory.
+
+Everything here speaks raw HTTP/1.1 over sockets to a `netcalc serve` on
+loopback, because the bounds live below the app, where requests are parsed
+(`netcalc.http_limits`). Every wait is bounded by a socket timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import select
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+import pytest
+
+from tests.support import ServerProcess
+
+pytestmark = pytest.mark.server
+
+REQUEST_TIMEOUT = 1.5
+"""NETCALC_REQUEST_TIMEOUT_SECONDS of the bounded server, short for the tests."""
+
+KEEP_ALIVE = 1
+"""NETCALC_KEEP_ALIVE_SECONDS of the bounded server."""
+
+WAIT = 10.0
+"""The longest any socket operation here may wait."""
+
+CAP = 10
+"""NETCALC_MAX_CONNECTIONS of the capped server."""
+
+SENDING_ENDED = (BrokenPipeError, ConnectionResetError)
+"""What a send raises once the server has refused the request and closed."""
+
+
+def request(
+    method: bytes, target: bytes, *fields: bytes, body: bytes = b"", close: bool = True
+) -> bytes:
+    """The bytes of one HTTP/1.1 request to the server under test."""
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", *fields]
+    if close:
+        lines.append(b"Connection: close")
+    if body:
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join([*lines, b"", body])
+
+
+def token_request(body: bytes) -> bytes:
+    """A JSON token request with `body`."""
+    return request(
+        b"POST", b"/api/auth/token", b"Content-Type: application/json", body=body
+    )
+
+
+HUGE_HEADER = request(b"GET", b"/healthz", b"X-Big: " + b"a" * 2_000_000)
+MANY_HEADERS = request(b"GET", b"/healthz", *(b"X-%d: v" % i for i in range(20_000)))
+HUGE_URL = request(b"GET", b"/api/ip/" + b"1" * 1_000_000)
+PIPELINE_FLOOD = request(b"GET", b"/healthz", close=False) * 5000
+DEEP_ARRAYS = b"[" * 5000 + b"]" * 5000
+DEEP_OBJECTS = b'{"a":' * 2000 + b"1" + b"}" * 2000
+
+
+@pytest.fixture(scope="module")
+def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with a short request timeout and keep-alive, default limits else."""
+    process = ServerProcess(
+        tmp_path_factory.mktemp("bounded"),
+        NETCALC_REQUEST_TIMEOUT_SECONDS=str(REQUEST_TIMEOUT),
+        NETCALC_KEEP_ALIVE_SECONDS=str(KEEP_ALIVE),
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def capped(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that holds at most CAP connections."""
+    process = ServerProcess(tmp_path / "capped", NETCALC_MAX_CONNECTIONS=str(CAP))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def connect(server: ServerProcess) -> socket.socket:
+    """A fresh connection to `server`, every operation bounded by WAIT."""
+    return socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes or resets the connection."""
+    chunks = []
+    with suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response from a connection the server keeps open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    assert length is not None, head
+    while len(body) < int(length[1]):
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def exchange(server: ServerProcess, data: bytes) -> bytes:
+    """Send `data` on a new connection and read until the server closes it."""
+    with connect(server) as sock:
+        with suppress(*SENDING_ENDED):
+            sock.sendall(data)
+        return read_until_closed(sock)
+
+
+def answer(reply: bytes) -> tuple[int, str]:
+    """The HTTP status and the JSON `status` of a raw response."""
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)["status"]
+
+
+def rss_kib(pid: int) -> int:
+    """The resident memory of process `pid`, KiB, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmRSS:\s+(\d+) kB$", status, re.MULTILINE)
+    assert found is not None
+    return int(found[1])
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (
+            request(b"GET", b"/healthz", b"X-Big: " + b"a" * 17_000),
+            (431, "REQUEST_TOO_LARGE"),
+        ),
+        (
+            request(b"GET", b"/healthz", *(b"X-%d: v" % i for i in range(3000))),
+            (431, "REQUEST_TOO_LARGE"),
+        ),
+        (request(b"GET", b"/api/ip/" + b"1" * 20_000), (414, "REQUEST_TOO_LARGE")),
+        (request(b"GET", b"/api/ip/" + b"1" * 70_000), (414, "REQUEST_TOO_LARGE")),
+    ],
+    ids=["17 KB header", "3,000 headers", "20 KB URL", "70 KB URL"],
+)
+def test_head_over_limit_refused(
+    bounded: ServerProcess, data: bytes, expected: tuple[int, str]
+) -> None:
+    """HTTP 431 or 414 REQUEST_TOO_LARGE for a head over the 16 KiB default."""
+    assert answer(exchange(bounded, data)) == expected
+
+
+def test_head_under_limit_served(bounded: ServerProcess) -> None:
+    """HTTP 200 for a head just under the limit: the limit is not too tight."""
+    data = request(b"GET", b"/healthz", b"X-Big: " + b"a" * 16_000)
+    assert answer(exchange(bounded, data)) == (200, "OK")
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [(HUGE_HEADER, 431), (MANY_HEADERS, 431), (HUGE_URL, 414)],
+    ids=["2 MB header", "20,000 headers", "1 MB URL"],
+)
+def test_huge_head_cut_off(bounded: ServerProcess, data: bytes, code: int) -> None:
+    """HTTP 431 or 414 (or a reset mid-send) for a huge head; the server serves on."""
+    reply = exchange(bounded, data)
+    if reply:
+        assert answer(reply) == (code, "REQUEST_TOO_LARGE")
+    assert answer(exchange(bounded, request(b"GET", b"/healthz"))) == (200, "OK")
+
+
+@pytest.mark.parametrize(
+    "body", [DEEP_ARRAYS, DEEP_OBJECTS], ids=["5,000 arrays", "2,000 objects"]
+)
+def test_deeply_nested_json_is_invalid_request(
+    bounded: ServerProcess, body: bytes
+) -> None:
+    """HTTP 400 INVALID_REQUEST, never 500, for JSON nested thousands deep."""
+    reply = exchange(bounded, token_request(body))
+    assert answer(reply) == (400, "INVALID_REQUEST")
+
+
+def test_declared_huge_body_refused_before_it_arrives(bounded: ServerProcess) -> None:
+    """HTTP 413 REQUEST_TOO_LARGE at once for a 1 GB Content-Length, then a close."""
+    data = (
+        b"POST /api/auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"
+    )
+    assert answer(exchange(bounded, data)) == (413, "REQUEST_TOO_LARGE")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST /api/auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        b"POST /api/auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        b'{"a":',
+    ],
+    ids=["head cut off", "5 of 1000 body bytes"],
+)
+def test_unfinished_request_times_out(bounded: ServerProcess, data: bytes) -> None:
+    """HTTP 408 REQUEST_TIMEOUT, then a close, for a request left unfinished."""
+    assert answer(exchange(bounded, data)) == (408, "REQUEST_TIMEOUT")
+
+
+def test_dripping_head_times_out(bounded: ServerProcess) -> None:
+    """HTTP 408: a head sent a line every 0.1 s is cut off though bytes keep coming."""
+    with connect(bounded) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for _ in range(int(WAIT / 0.1)):
+            readable, _, _ = select.select([sock], [], [], 0.1)
+            if readable:
+                break
+            with suppress(*SENDING_ENDED):
+                sock.sendall(b"X-Drip: a\r\n")
+        reply = read_until_closed(sock)
+    assert answer(reply) == (408, "REQUEST_TIMEOUT")
+
+
+def test_pipelined_requests_answered(bounded: ServerProcess) -> None:
+    """HTTP 200 for each of 10 requests pipelined in one write, in order."""
+    data = request(b"GET", b"/healthz", close=False) * 9 + request(b"GET", b"/healthz")
+    assert exchange(bounded, data).count(b"HTTP/1.1 200 OK\r\n") == 10
+
+
+def test_deep_pipeline_refused(bounded: ServerProcess) -> None:
+    """HTTP 400 and a close for 5,000 pipelined requests; the server serves on."""
+    reply = exchange(bounded, PIPELINE_FLOOD)
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 400 ")
+    assert answer(exchange(bounded, request(b"GET", b"/healthz"))) == (200, "OK")
+
+
+def test_unused_connection_closed_silently(bounded: ServerProcess) -> None:
+    """A connection that never sends a byte is closed, unanswered, at the timeout."""
+    with connect(bounded) as sock:
+        assert read_until_closed(sock) == b""
+
+
+def test_idle_keep_alive_connection_closed(bounded: ServerProcess) -> None:
+    """HTTP 200, then the kept-alive connection closes once idle for its timeout."""
+    with connect(bounded) as sock:
+        sock.sendall(request(b"GET", b"/healthz", close=False))
+        assert answer(read_response(sock)) == (200, "OK")
+        assert read_until_closed(sock) == b""
+
+
+def test_many_idle_connections_leave_room(bounded: ServerProcess) -> None:
+    """HTTP 200 beside 200 idle connections, which are all closed at the timeout."""
+    with ExitStack() as stack:
+        idle = [stack.enter_context(connect(bounded)) for _ in range(200)]
+        data = request(b"GET", b"/api/ip/10.0.0.0/24")
+        assert answer(exchange(bounded, data)) == (200, "OK")
+        assert all(read_until_closed(sock) == b"" for sock in idle)
+
+
+def test_connections_beyond_cap_get_503(capped: ServerProcess) -> None:
+    """HTTP 503 SERVICE_UNAVAILABLE past NETCALC_MAX_CONNECTIONS, 200 once one frees."""
+    healthz = request(b"GET", b"/healthz")
+    with ExitStack() as stack:
+        held = [stack.enter_context(connect(capped)) for _ in range(CAP)]
+        for sock in held:
+            sock.sendall(request(b"GET", b"/healthz", close=False))
+            assert answer(read_response(sock)) == (200, "OK")
+        assert answer(exchange(capped, healthz)) == (503, "SERVICE_UNAVAILABLE")
+        held[0].close()
+        for _ in range(int(WAIT / 0.1)):
+            if answer(exchange(capped, healthz))[0] == 200:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no connection was admitted after one closed")
+
+
+def test_refusals_are_counted(bounded: ServerProcess) -> None:
+    """HTTP 200 for /metrics, which counts refused heads by their reason."""
+    exchange(bounded, request(b"GET", b"/healthz", b"X-Big: " + b"a" * 17_000))
+    reply = exchange(bounded, request(b"GET", b"/metrics"))
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert b'netcalc_connections_refused_total{reason="head_too_large"}' in reply
+
+
+def test_memory_stays_bounded_under_abuse(bounded: ServerProcess) -> None:
+    """Server RSS grows under 64 MiB across 350 abusive requests and 200 idlers."""
+    before = rss_kib(bounded.pid)
+    attacks = [HUGE_HEADER] * 100 + [MANY_HEADERS] * 50 + [HUGE_URL] * 50
+    attacks += [PIPELINE_FLOOD] * 50 + [token_request(DEEP_ARRAYS)] * 100
+    with ExitStack() as stack:
+        for _ in range(200):
+            stack.enter_context(connect(bounded))
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            list(pool.map(lambda data: exchange(bounded, data), attacks))
+        during = rss_kib(bounded.pid)
+    after = rss_kib(bounded.pid)
+    print(f"server RSS KiB: before {before}, under load {during}, after {after}")
+    assert max(during, after) - before < 64 * 1024
