@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadgen import Workload
+from loadgen import TOKEN, Load, Result, Workload, measure
 from processes import (
     HOST,
     BenchError,
+    basic_credentials,
+    form_post,
     free_port,
     http,
     run_command,
@@ -38,11 +40,19 @@ CLI_SECONDS = 120.0
 """How long one `netcalc` setup command may run."""
 
 ROUTES = (
-    ("POST /api/auth/token", "/api/auth/token", "token.lua"),
-    ("GET /api/account/subnets", "/api/account/subnets", "account.lua"),
-    ("GET /api/ip/10.0.0.0/24", "/api/ip/10.0.0.0/24", "common.lua"),
+    ("POST /api/auth/token", "/api/auth/token", "token.lua", TOKEN),
+    ("GET /api/account/subnets", "/api/account/subnets", "account.lua", ""),
+    ("GET /api/ip/10.0.0.0/24", "/api/ip/10.0.0.0/24", "common.lua", ""),
 )
-"""Row name, path and wrk script of the token endpoint, account API, calculator."""
+"""Row name, path, wrk script and kind of the token endpoint, account API and
+calculator."""
+
+OAUTH_ROUTES = (
+    ("POST /oauth2/token (form, Basic)", "/oauth2/token", "form_token.lua", TOKEN),
+    ("POST /oauth2/introspect (Basic)", "/oauth2/introspect", "introspect.lua", ""),
+    ("mix: 1 /oauth2/token per 100 account calls", "/", "mix.lua", ""),
+)
+"""The RFC endpoints' rows, measured in the side-by-side section."""
 
 NETCALC = str(Path(sys.executable).with_name("netcalc"))
 """The netcalc command of the virtualenv running this benchmark."""
@@ -53,19 +63,51 @@ class Deployment:
     """Running netcalc instances and what a client needs to call them."""
 
     backend: str
+    workers: int
     ports: tuple[int, ...]
+    pids: tuple[int, ...]
     logs: tuple[Path, ...]
     token_body: str
     token: str
 
     def workloads(self, calculator: bool) -> list[Workload]:
         """The token endpoint and account API rows, and the calculator's."""
-        routes = ROUTES if calculator else ROUTES[:2]
-        env = {"BENCH_TOKEN_BODY": self.token_body, "BENCH_TOKEN": self.token}
+        return self._workloads(ROUTES if calculator else ROUTES[:2])
+
+    def oauth_workloads(self) -> list[Workload]:
+        """The RFC token endpoint, introspection and the token-and-calls mix."""
+        return self._workloads(OAUTH_ROUTES)
+
+    def measure(self, workload: Workload, load: Load) -> Result:
+        """Measure one workload, with the peak memory of these instances."""
+        return measure(workload, load, self.pids)
+
+    def _workloads(
+        self, routes: tuple[tuple[str, str, str, str], ...]
+    ) -> list[Workload]:
+        env = {
+            "BENCH_TOKEN_BODY": self.token_body,
+            "BENCH_TOKEN": self.token,
+            "BENCH_BASIC": self.basic,
+        }
         return [
-            Workload(name, self._urls(path), script, self.backend, env)
-            for name, path, script in routes
+            Workload(
+                name,
+                self._urls(path),
+                script,
+                self.backend,
+                env,
+                self.workers,
+                kind=kind,
+            )
+            for name, path, script, kind in routes
         ]
+
+    @property
+    def basic(self) -> str:
+        """The client's HTTP Basic credentials."""
+        body = json.loads(self.token_body)
+        return basic_credentials(body["client_id"], body["client_secret"])
 
     def _urls(self, path: str) -> tuple[str, ...]:
         return tuple(url(port, path) for port in self.ports)
@@ -108,6 +150,7 @@ def deploy(
     logs.mkdir()
     with contextlib.ExitStack() as stack:
         ports: list[int] = []
+        pids: list[int] = []
         paths: list[Path] = []
         for number in range(1, count + 1):
             port, log = free_port(), logs / f"netcalc-{number}.log"
@@ -116,11 +159,16 @@ def deploy(
             process = stack.enter_context(server(command, env, log))
             wait_http(url(port, "/healthz"), process, log)
             ports.append(port)
+            pids.append(process.pid)
             paths.append(log)
         token = _grant_and_save(ports[0], body)
         for port in ports[1:]:
             _check_token(port, token)
-        yield Deployment(backend, tuple(ports), tuple(paths), body, token)
+        deployment = Deployment(
+            backend, workers, tuple(ports), tuple(pids), tuple(paths), body, token
+        )
+        _check_oauth(ports[0], deployment.basic, token)
+        yield deployment
 
 
 def _create_credentials(env: dict[str, str]) -> dict[str, str]:
@@ -159,4 +207,19 @@ def _check_token(port: int, token: str) -> None:
             f"The instance on port {port} refused the token another instance "
             f"granted ({status}: {answer}); check that they share the database "
             "and NETCALC_SECRET_KEY."
+        )
+
+
+def _check_oauth(port: int, basic: str, token: str) -> None:
+    """Fail unless the RFC token endpoint grants and introspection says active."""
+    status, answer = form_post(
+        url(port, "/oauth2/token"), "grant_type=client_credentials", basic
+    )
+    if status != 200 or "access_token" not in answer:
+        raise BenchError(f"POST /oauth2/token answered {status}: {sorted(answer)}.")
+    status, answer = form_post(url(port, "/oauth2/introspect"), f"token={token}", basic)
+    if status != 200 or answer.get("active") is not True:
+        raise BenchError(
+            f"POST /oauth2/introspect answered {status} without active=true: "
+            f"{sorted(answer)}."
         )

@@ -13,10 +13,11 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from processes import STOP_SECONDS, BenchError
+from processes import STOP_SECONDS, BenchError, peak_rss_mb
 
 BENCH_DIR = Path(__file__).resolve().parent
 """Where the floor app and the wrk scripts live."""
@@ -45,15 +46,33 @@ class Load:
         return [(max(1, min(self.threads // parts, c)), c) for c in counts]
 
 
+FLOOR = "floor"
+"""The `server` of the floor rows."""
+
+NETCALC = "netcalc"
+"""The `server` of netcalc's rows."""
+
+TOKEN = "token"
+"""The `kind` of a token issuance row, which the ratios compare across servers."""
+
+
 @dataclass(frozen=True)
 class Workload:
-    """One thing to measure: its URLs, one per instance, the wrk script, its env."""
+    """One thing to measure: its URLs, one per instance, the wrk script, its env.
+
+    `server` names what answers (netcalc, the floor or a peer, with its
+    version), `workers` its processes per instance, and `kind` what is asked
+    of it where rows of different servers compare.
+    """
 
     name: str
     urls: tuple[str, ...]
     script: str
     backend: str
     env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    server: str = NETCALC
+    kind: str = ""
 
     @property
     def instances(self) -> int:
@@ -76,6 +95,16 @@ class Result:
     non2xx: int
     socket_errors: int
     per_instance: tuple[float, ...] = ()
+    rss_mb: float | None = None
+
+
+@dataclass
+class Section:
+    """What measuring one part of the run adds to the report."""
+
+    results: list[Result] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def count_instances(count: int) -> str:
@@ -83,8 +112,19 @@ def count_instances(count: int) -> str:
     return "1 instance" if count == 1 else f"{count} instances"
 
 
-def measure(workload: Workload, load: Load) -> Result:
-    """Warm up, then measure one workload with wrk."""
+def measure(
+    workload: Workload,
+    load: Load,
+    pids: tuple[int, ...] = (),
+    drained: Callable[[], None] | None = None,
+) -> Result:
+    """Warm up, then measure one workload with wrk.
+
+    `pids` are the servers answering it; their workers' peak resident set,
+    read once wrk is done, goes into the result. `drained`, if given, runs
+    between the two and returns once the server answers again: a server
+    slower than the warm-up's request rate still holds a queue of them.
+    """
     env = os.environ | workload.env | {"BENCH_LUA_DIR": str(BENCH_DIR)}
     script = str(BENCH_DIR / workload.script)
     commands = [
@@ -94,13 +134,17 @@ def measure(workload: Workload, load: Load) -> Result:
     setup = f"{workload.backend}, {count_instances(workload.instances)}"
     print(f"Measuring {workload.name} ({setup}) ...", file=sys.stderr)
     for seconds in (load.warmup, load.duration):
+        if seconds == load.duration and drained is not None:
+            drained()
         runs = [
             [*command, f"-d{seconds}s", address]
             for command, address in zip(commands, workload.urls, strict=True)
         ]
         outputs = _run_together(runs, env, seconds + WRK_SLACK_SECONDS)
     # Only the second run counts: the first warmed up the servers.
-    return _combine(workload, [_parse_wrk(workload, output) for output in outputs])
+    result = _combine(workload, [_parse_wrk(workload, output) for output in outputs])
+    peaks = [peak for pid in pids if (peak := peak_rss_mb(pid)) is not None]
+    return replace(result, rss_mb=max(peaks)) if peaks else result
 
 
 def _run_together(

@@ -7,9 +7,11 @@ stops its workers. Requests go only to 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -168,3 +170,78 @@ def http(
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+def basic_credentials(client_id: str, client_secret: str) -> str:
+    """The value after `Basic ` for a client (RFC 6749 §2.3.1)."""
+    # The RFC form-encodes both parts first; these ids and secrets are
+    # URL-safe already, so the encoding would change nothing.
+    pair = f"{client_id}:{client_secret}".encode()
+    return base64.b64encode(pair).decode()
+
+
+def form_post(
+    address: str, form: str, basic: str, seconds: float = 10.0
+) -> tuple[int, dict[str, Any]]:
+    """POST a form with HTTP Basic auth to a server on HOST; status and JSON body.
+
+    A body that is not JSON, such as an HTML error page, reads as `{}`.
+    """
+    if not address.startswith(f"http://{HOST}:"):
+        raise BenchError(f"Refusing to send a request off loopback, to {address!r}.")
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": f"Basic {basic}",
+    }
+    # S310: the scheme and host were checked above.
+    request = urllib.request.Request(  # noqa: S310
+        address, form.encode(), headers, method="POST"
+    )
+    try:
+        with _OPENER.open(request, timeout=seconds) as answer:
+            return answer.status, _json_or_empty(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, _json_or_empty(error.read())
+
+
+def _json_or_empty(raw: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The largest peak resident set (VmHWM) among a server's workers, in MiB.
+
+    The workers are the server's child processes; a server without any is
+    its own worker. None when the kernel does not say (the process is gone).
+    """
+    children = [child for child in _all_pids() if _parent(child) == pid]
+    peaks = [peak for p in children or [pid] if (peak := _vm_hwm_kib(p)) is not None]
+    return max(peaks) / 1024 if peaks else None
+
+
+def _all_pids() -> list[int]:
+    return [
+        int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+    ]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name, in parentheses, may hold spaces: split after it.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _vm_hwm_kib(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else None

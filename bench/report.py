@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from loadgen import Load, Result
+from loadgen import FLOOR, NETCALC, TOKEN, Load, Result
 
 NETCALC_ERROR = re.compile(r'Traceback|"level": "(error|critical)"|^(ERROR|CRITICAL):')
 """A netcalc log line that reports a failure, in structlog's or uvicorn's form."""
@@ -21,26 +21,28 @@ POSTGRES_ERROR = re.compile(r"\b(ERROR|FATAL|PANIC):")
 
 def report(
     load: Load,
-    workers: int,
     results: list[Result],
     setup: list[str],
     notes: list[str],
     wrk: str,
 ) -> str:
     """The whole report; `results` starts with the floor."""
+    against = _against_peers(results)
     return "\n".join(
         [
             "## netcalc benchmark",
             "",
             f"- Machine: {_machine(wrk)}.",
             *_load_lines(load, results),
-            f"- Servers: {workers} uvicorn worker(s) per instance, uvloop, "
-            "httptools, access log off, on 127.0.0.1; netcalc default settings.",
+            "- netcalc and the floor: uvicorn with uvloop and httptools, access log "
+            "off, the worker count of each row, on 127.0.0.1; netcalc default "
+            "settings.",
             *(f"- {line}" for line in setup),
             "",
-            *_table(workers, results),
+            *_table(results),
             "",
-            *(f"- {note}" for note in [*_comparisons(results[1:]), *notes]),
+            *([*against, ""] if against else []),
+            *(f"- {note}" for note in [*_comparisons(results), *notes]),
         ]
     )
 
@@ -61,25 +63,107 @@ def _load_lines(load: Load, results: list[Result]) -> list[str]:
     return lines
 
 
-def _table(workers: int, results: list[Result]) -> list[str]:
-    floor = results[0].requests_per_second
+def _table(results: list[Result]) -> list[str]:
     rows = [
-        "| workload | database | instances | workers | requests/s | p50 ms "
-        "| p99 ms | non-2xx | socket errors | of floor |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| workload | server | database | instances | workers | requests/s | p50 ms "
+        "| p99 ms | failed | socket errors | peak RSS/worker MiB | of floor |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     rows += [
-        f"| {r.workload.name} | {r.workload.backend} | {r.workload.instances} "
-        f"| {workers} | {r.requests_per_second:,.0f} | {r.p50_ms:.2f} "
-        f"| {r.p99_ms:.2f} | {r.non2xx} | {r.socket_errors} "
-        f"| {r.requests_per_second / floor:.0%} |"
+        f"| {r.workload.name} | {r.workload.server} | {r.workload.backend} "
+        f"| {r.workload.instances} | {r.workload.workers} "
+        f"| {r.requests_per_second:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+        f"| {r.non2xx} | {r.socket_errors} | {_mib(r.rss_mb)} "
+        f"| {r.requests_per_second / _floor(results, r.workload.workers):.1%} |"
         for r in results
     ]
     return rows
 
 
-def _comparisons(results: list[Result]) -> list[str]:
-    """Each backend against the first, then more instances against one."""
+def _mib(rss_mb: float | None) -> str:
+    return "n/a" if rss_mb is None else f"{rss_mb:.0f}"
+
+
+def _floor(results: list[Result], workers: int) -> float:
+    """The floor's requests/s with `workers` workers, else the first floor's."""
+    return _floor_row(results, workers).requests_per_second
+
+
+def _floor_row(results: list[Result], workers: int) -> Result:
+    floors = [r for r in results if r.workload.server == FLOOR]
+    same = [r for r in floors if r.workload.workers == workers]
+    return (same or floors)[0]
+
+
+def _against_peers(results: list[Result]) -> list[str]:
+    """netcalc's token rows as multiples of each peer's and of the floor."""
+    peers = [
+        r
+        for r in results
+        if r.workload.server not in (NETCALC, FLOOR) and r.workload.kind == TOKEN
+    ]
+    workers = {r.workload.workers for r in peers}
+    ours = [
+        r
+        for r in results
+        if r.workload.server == NETCALC
+        and r.workload.kind == TOKEN
+        and r.workload.instances == 1
+        and r.workload.workers in workers
+    ]
+    if not peers or not ours:
+        return []
+    floor = _floor_row(results, ours[0].workload.workers)
+    head = ["against", "its requests/s", *(_column(r) for r in ours)]
+    rows = [f"| {' | '.join(head)} |", f"|---|{'--:|' * (len(head) - 1)}"]
+    label = f"floor, {floor.workload.workers} workers"
+    rows.append(_ratio_row(label, floor, ours, share=True))
+    rows += [_ratio_row(_short(p), p, ours, share=False) for p in peers]
+    return [
+        "netcalc's token issuance against the floor (as a share of its "
+        "requests/s) and against each peer (as a multiple: above 1 means netcalc "
+        "answered more):",
+        "",
+        *rows,
+    ]
+
+
+def _column(result: Result) -> str:
+    w = result.workload
+    return f"netcalc {w.name}, {w.backend}, {w.workers} workers"
+
+
+def _ratio_row(label: str, base: Result, ours: list[Result], share: bool) -> str:
+    """One `against` row: each netcalc row as a share or a multiple of `base`."""
+    theirs = base.requests_per_second
+    cells = [
+        f"{r.requests_per_second / theirs:.1%}"
+        if share
+        else _multiple(r.requests_per_second, theirs)
+        for r in ours
+    ]
+    return f"| {label} | {theirs:,.0f} | {' | '.join(cells)} |"
+
+
+def _multiple(ours: float, theirs: float) -> str:
+    # A peer that answered nothing in time has no finite multiple.
+    return f"{ours / theirs:.2f}x" if theirs else "n/a (peer: 0 requests/s)"
+
+
+def _short(result: Result) -> str:
+    """A peer's column title: its program and setup, without versions."""
+    return f"{result.workload.server.split(' ')[0]}: {result.workload.name}"
+
+
+def _comparisons(all_results: list[Result]) -> list[str]:
+    """Each backend against the first, then more instances against one.
+
+    Only netcalc's rows with the worker count of the first netcalc row.
+    """
+    netcalc = [r for r in all_results if r.workload.server == NETCALC]
+    if not netcalc:
+        return []
+    results = [r for r in netcalc if r.workload.workers == netcalc[0].workload.workers]
     backends = list(dict.fromkeys(r.workload.backend for r in results))
     lines = []
     for backend in backends[1:]:

@@ -1,11 +1,13 @@
-"""Load-test netcalc on loopback with wrk and print a Markdown table.
+"""Load-test netcalc and its peers on loopback with wrk; print a Markdown table.
 
 Run it as `make bench` or `.venv/bin/python bench/run.py [--duration 10]`.
 It measures the bare floor app (`bench/floor.py`), then netcalc on a scratch
 SQLite file, then netcalc on a throwaway PostgreSQL and Redis with one
-instance and with two. Every server listens on a free port of 127.0.0.1;
-every one it starts is stopped, and the scratch folder removed, however the
-run ends.
+instance and with two. Then, side by side with WORKERS processes each:
+the floor, netcalc on SQLite, and unless `--no-peers`, the peers'
+token endpoints (`peer_servers.py`). Every server listens on a free port of
+127.0.0.1; every one it starts is stopped, and the scratch folder removed,
+however the run ends.
 """
 
 from __future__ import annotations
@@ -18,12 +20,23 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import datastores
+import peer_install
 from instances import deploy, shared_env, sqlite_env
-from loadgen import BENCH_DIR, Load, Result, Workload, count_instances, measure
+from loadgen import (
+    BENCH_DIR,
+    FLOOR,
+    Load,
+    Result,
+    Section,
+    Workload,
+    count_instances,
+    measure,
+)
+from peer_servers import WORKERS, bench_peers
 from processes import HOST, BenchError, free_port, server, url, wait_http
 from report import NETCALC_ERROR, POSTGRES_ERROR, log_notes, report
 
@@ -47,16 +60,9 @@ class Options:
     load: Load
     workers: int
     backends: tuple[str, ...]
+    peers: bool
+    notes: tuple[str, ...]
     output: Path | None
-
-
-@dataclass
-class Section:
-    """What measuring one part of the run adds to the report."""
-
-    results: list[Result] = field(default_factory=list)
-    setup: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,6 +100,18 @@ def _parse(argv: Sequence[str] | None) -> Options:
     add("--threads", type=_positive, default=2, help="wrk threads")
     add("--workers", type=_positive, default=1, help="server worker processes")
     add("--backends", type=_backends, default=",".join(BACKENDS), help="databases")
+    add(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="install (once, cached under /tmp) and measure the peers",
+    )
+    add(
+        "--note",
+        action="append",
+        default=[],
+        help="a line for the report about this run, such as what else was running",
+    )
     add("--output", type=Path, help="also write the Markdown report to this file")
     args = parser.parse_args(argv)
     if args.connections < args.threads:
@@ -104,7 +122,9 @@ def _parse(argv: Sequence[str] | None) -> Options:
             "of its scaled-out instances needs a connection of its own."
         )
     load = Load(args.duration, args.warmup, args.connections, args.threads)
-    return Options(load, args.workers, args.backends, args.output)
+    return Options(
+        load, args.workers, args.backends, args.peers, tuple(args.note), args.output
+    )
 
 
 def _positive(text: str) -> int:
@@ -132,46 +152,65 @@ def run(options: Options) -> str:
         raise BenchError("wrk is not installed; install the Debian package 'wrk'.")
     if POSTGRESQL in options.backends:
         datastores.check_installed()
+    # Installed first, so that no install competes with a measurement.
+    installed = _install_peers() if options.peers else None
     # Work already running competes with wrk and the servers for the CPUs.
     busy = (
-        f"1-minute load average before the run: {os.getloadavg()[0]:.2f}; "
-        "other work on the machine lowers every row."
+        f"1-minute load average just before the measurements: "
+        f"{os.getloadavg()[0]:.2f} on {len(os.sched_getaffinity(0))} CPUs; other "
+        "work on the machine lowers every row."
     )
     with tempfile.TemporaryDirectory(prefix="netcalc-bench-") as name:
         scratch = Path(name)
-        floor = _bench_floor(options, scratch)
+        floor = _bench_floor(options.load, options.workers, scratch / "floor.log")
         sections = [
             _bench_sqlite(options, scratch)
             if backend == SQLITE
             else _bench_postgres(options, scratch)
             for backend in options.backends
         ]
+        sections.append(_bench_side_by_side(options, scratch))
+        if installed is not None:
+            sections.append(bench_peers(installed, options.load, scratch))
     return report(
         options.load,
-        options.workers,
         [floor, *(r for s in sections for r in s.results)],
-        [busy, *(line for s in sections for line in s.setup)],
+        [busy, *options.notes, *(line for s in sections for line in s.setup)],
         [note for s in sections for note in s.notes],
         wrk,
     )
 
 
-def _bench_floor(options: Options, scratch: Path) -> Result:
+def _install_peers() -> peer_install.Installed:
+    try:
+        return peer_install.install()
+    except BenchError as error:
+        raise BenchError(
+            f"{error} Installing the peers failed; fix that, or measure netcalc "
+            "alone with --no-peers."
+        ) from error
+
+
+def _bench_floor(load: Load, workers: int, log: Path) -> Result:
     port = free_port()
     command = [
         *(sys.executable, "-m", "uvicorn", "floor:app", "--app-dir", str(BENCH_DIR)),
-        *("--host", HOST, "--port", str(port), "--workers", str(options.workers)),
+        *("--host", HOST, "--port", str(port), "--workers", str(workers)),
         *("--loop", "uvloop", "--http", "httptools", "--no-access-log"),
         *("--no-server-header", "--log-level", "warning", "--timeout-keep-alive", "30"),
     ]
-    log = scratch / "floor.log"
     with server(command, dict(os.environ), log) as process:
         address = url(port, "/")
         wait_http(address, process, log)
         floor = Workload(
-            'floor: bare ASGI {"status":"OK"}', (address,), "common.lua", "none"
+            'floor: bare ASGI {"status":"OK"}',
+            (address,),
+            "common.lua",
+            "none",
+            workers=workers,
+            server=FLOOR,
         )
-        return measure(floor, options.load)
+        return measure(floor, load, (process.pid,))
 
 
 def _bench_sqlite(options: Options, scratch: Path) -> Section:
@@ -179,7 +218,9 @@ def _bench_sqlite(options: Options, scratch: Path) -> Section:
     env = sqlite_env(scratch)
     logs = scratch / "sqlite-logs"
     with deploy("SQLite", env, 1, options.workers, logs) as deployment:
-        results = [measure(w, options.load) for w in deployment.workloads(True)]
+        results = [
+            deployment.measure(w, options.load) for w in deployment.workloads(True)
+        ]
     where = datastores.filesystem(scratch)
     return Section(
         results,
@@ -206,7 +247,8 @@ def _bench_postgres(options: Options, scratch: Path) -> Section:
             backend, logs = "PostgreSQL + Redis", scratch / f"postgresql-{count}-logs"
             with deploy(backend, env, count, options.workers, logs) as deployment:
                 section.results += [
-                    measure(w, options.load) for w in deployment.workloads(False)
+                    deployment.measure(w, options.load)
+                    for w in deployment.workloads(False)
                 ]
             label = f"netcalc logs, PostgreSQL, {count_instances(count)}"
             section.notes += log_notes(label, deployment.logs, NETCALC_ERROR)
@@ -218,6 +260,33 @@ def _bench_postgres(options: Options, scratch: Path) -> Section:
     postgres_log = [scratch / "postgres" / "postgres.log"]
     section.notes += log_notes("PostgreSQL log", postgres_log, POSTGRES_ERROR)
     return section
+
+
+def _bench_side_by_side(options: Options, scratch: Path) -> Section:
+    """The floor and netcalc on SQLite with the peers' worker count.
+
+    netcalc's token endpoints, account API, introspection and a mix of
+    tokens and account calls, on a database of their own.
+    """
+    folder = scratch / "side-by-side"
+    folder.mkdir()
+    floor = _bench_floor(options.load, WORKERS, folder / "floor.log")
+    env = sqlite_env(folder)
+    with deploy("SQLite", env, 1, WORKERS, folder / "logs") as deployment:
+        workloads = deployment.workloads(False) + deployment.oauth_workloads()
+        results = [deployment.measure(w, options.load) for w in workloads]
+    return Section(
+        [floor, *results],
+        [
+            f"Side by side: the floor and netcalc also run with {WORKERS} workers, "
+            "like every peer, so that each server uses both cores the same way; "
+            "netcalc on a fresh SQLite file. The mix sends one POST /oauth2/token "
+            "per 100 GET /api/account/subnets in each wrk thread."
+        ],
+        log_notes(
+            f"netcalc log, SQLite, {WORKERS} workers", deployment.logs, NETCALC_ERROR
+        ),
+    )
 
 
 if __name__ == "__main__":
