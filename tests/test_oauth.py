@@ -201,10 +201,13 @@ def test_client_failures_are_all_invalid_client(server: ServerProcess) -> None:
         issued | {"client_secret": revoked["client_secret"]},
         revoked,
     ]
+    bodies = []
     for attempt in attempts:
         response = oauth_token(server, attempt)
         assert _error(response) == (401, "invalid_client")
         assert response.headers["www-authenticate"].startswith("Basic")
+        bodies.append(response.json())
+    assert bodies[0] == bodies[1] == bodies[2]
 
 
 def test_missing_client_authentication(server: ServerProcess) -> None:

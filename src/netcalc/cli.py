@@ -102,6 +102,9 @@ def serve(
     settings = _settings()
     proxies = settings.forwarded_allow_ips
     _with_database(_prepare)
+    typer.echo(
+        f"netcalc serving on http://{host}:{port} with {workers} worker(s).", err=True
+    )
     uvicorn.run(
         "netcalc.app:create_app",
         factory=True,

@@ -65,13 +65,17 @@ def oauth_error_body(error: NetcalcError) -> JSONBody:
     """
     headers = NO_STORE | error.headers()
     status = error.http_status
+    description = error.message
     if error.oauth_error == "invalid_client":
+        # RFC 6749 tells these failures apart for no one: unknown, wrong and
+        # revoked credentials read the same.
         status = 401
         headers["WWW-Authenticate"] = 'Basic realm="netcalc"'
+        description = "Client authentication failed."
     elif status not in (413, 429, 500):
         status = 400
     return JSONBody(
-        {"error": error.oauth_error, "error_description": error.message},
+        {"error": error.oauth_error, "error_description": description},
         status_code=status,
         headers=headers,
     )

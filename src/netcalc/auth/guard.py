@@ -34,7 +34,7 @@ async def authenticate(request: Request) -> AccessToken:
         access.client_id, access.account_id, access.jti
     )
     if not live:
-        raise InvalidToken("The access token has been revoked.")
+        raise InvalidToken("The access token is no longer valid.")
     return access
 
 
