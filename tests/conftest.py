@@ -1,4 +1,5 @@
-"""Fixtures: a migrated SQLite file per test, the app in process, and a CLI."""
+"""Fixtures: a fresh database per test (SQLite and PostgreSQL), the app in
+process, throwaway PostgreSQL and Redis servers, and a live server."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from starlette.testclient import TestClient
@@ -18,31 +20,30 @@ from netcalc.settings import Settings
 from tests.services import PostgresServer, RedisServer
 from tests.support import Console, ServerProcess, make_settings
 
+Service = TypeVar("Service", PostgresServer, RedisServer)
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server for the whole test session."""
-    folder = Path(tempfile.mkdtemp(prefix="netcalc-postgres-"))
-    server = PostgresServer(folder)
+
+def _throwaway(kind: type[Service], prefix: str) -> Iterator[Service]:
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    server = kind(folder)
     server.start()
     try:
         yield server
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the whole test session."""
+    yield from _throwaway(PostgresServer, "netcalc-postgres-")
 
 
 @pytest.fixture(scope="session")
 def redis() -> Iterator[RedisServer]:
     """A throwaway Redis server for the whole test session."""
-    folder = Path(tempfile.mkdtemp(prefix="netcalc-redis-"))
-    server = RedisServer(folder)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    yield from _throwaway(RedisServer, "netcalc-redis-")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
