@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,11 +15,11 @@ from netcalc.auth.grant import ClientCredentialsGrant
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KeySealer
 from netcalc.auth.revocations import Revocations, feed_for
-from netcalc.auth.store import CredentialReads, reads_for
+from netcalc.auth.store import find_client
 from netcalc.auth.throttle import FailureThrottle
 from netcalc.auth.tokens import TokenPolicy
 from netcalc.auth.usage import UsageRecorder
-from netcalc.db import create_engine
+from netcalc.db import Reads, create_engine, reads_for
 from netcalc.settings import Settings
 
 SECRET_HASH_PURPOSE = "netcalc client secret hash"
@@ -37,7 +38,7 @@ class Runtime:
     grant: ClientCredentialsGrant
     console: ConsoleAuth
     revocations: Revocations
-    reads: CredentialReads
+    reads: Reads
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -55,7 +56,7 @@ class Runtime:
         usage = UsageRecorder(engine, settings.usage_flush_seconds)
         reads = reads_for(engine)
         grant = ClientCredentialsGrant(
-            find_client=reads.find_client,
+            find_client=partial(find_client, reads),
             throttle=throttle,
             keys=keys,
             policy=policy,

@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.tables import accounts, credentials
 from netcalc.auth.announcements import CHANNEL
-from netcalc.auth.store import CredentialReads
+from netcalc.auth.store import token_is_live
 from netcalc.auth.tables import revoked_tokens
-from netcalc.db import utcnow
+from netcalc.db import Reads, utcnow
 from netcalc.settings import Settings
 
 logger = logging.getLogger("netcalc.auth")
@@ -188,7 +188,7 @@ class Revocations:
     def __init__(
         self,
         engine: AsyncEngine,
-        reads: CredentialReads,
+        reads: Reads,
         feed: RevocationFeed | None,
         resync_seconds: float,
     ) -> None:
@@ -248,4 +248,4 @@ class Revocations:
         """False when the token, its credentials or its account is switched off."""
         if self.in_memory:
             return not self.known.refuses(client_id, account_id, jti)
-        return await self._reads.token_is_live(client_id, jti)
+        return await token_is_live(self._reads, client_id, jti)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
 
-from sqlalchemy import bindparam, create_engine, event, exists, select, update
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.tables import accounts, credentials
 from netcalc.auth.announcements import notify_in_transaction, token_revoked
 from netcalc.auth.scopes import parse_scope
 from netcalc.auth.tables import revoked_tokens
-from netcalc.db import utcnow
+from netcalc.db import Reads, utcnow
 
 
 @dataclass(frozen=True)
@@ -74,74 +73,14 @@ def _read_liveness(connection: Connection, client_id: str, jti: str) -> bool:
     return row is not None and row[0] is None and not row[1] and not row[2]
 
 
-class CredentialReads(Protocol):
-    """The two reads on the hot paths: a client for the grant, and whether a
-    token is still live for the bearer guard."""
-
-    async def find_client(self, client_id: str) -> ClientRecord | None:
-        """The credentials with this client id and their account's state."""
-
-    async def token_is_live(self, client_id: str, jti: str) -> bool:
-        """False once the token, its credentials or its account is off."""
-
-    def dispose(self) -> None:
-        """Close what the reads hold open."""
+async def find_client(reads: Reads, client_id: str) -> ClientRecord | None:
+    """The credentials with this client id and their account's state."""
+    return await reads.run(_read_client, client_id)
 
 
-class DatabaseReads:
-    """The reads through the async engine, for any database."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def find_client(self, client_id: str) -> ClientRecord | None:
-        async with self._engine.connect() as connection:
-            return await connection.run_sync(_read_client, client_id)
-
-    async def token_is_live(self, client_id: str, jti: str) -> bool:
-        async with self._engine.connect() as connection:
-            return await connection.run_sync(_read_liveness, client_id, jti)
-
-    def dispose(self) -> None:
-        # The engine belongs to the Runtime, which disposes of it.
-        return None
-
-
-class SqliteReads:
-    """The reads straight from an SQLite file, on the event loop's thread.
-
-    An indexed read of a local file takes tens of microseconds, far less
-    than handing it to aiosqlite's thread and back. In WAL mode a reader
-    never waits for the writer, so the loop is not held up by writes; the
-    short busy timeout only covers a rare checkpoint.
-    """
-
-    def __init__(self, database_url: str) -> None:
-        url = make_url(database_url).set(drivername="sqlite")
-        self._engine = create_engine(url, connect_args={"timeout": 1.0})
-        event.listen(self._engine, "connect", _read_only)
-
-    async def find_client(self, client_id: str) -> ClientRecord | None:
-        with self._engine.connect() as connection:
-            return _read_client(connection, client_id)
-
-    async def token_is_live(self, client_id: str, jti: str) -> bool:
-        with self._engine.connect() as connection:
-            return _read_liveness(connection, client_id, jti)
-
-    def dispose(self) -> None:
-        self._engine.dispose()
-
-
-def _read_only(connection: Any, _: Any) -> None:
-    connection.execute("PRAGMA query_only=ON")
-
-
-def reads_for(engine: AsyncEngine) -> CredentialReads:
-    """The fastest exact reads for this engine's database."""
-    if engine.dialect.name == "sqlite":
-        return SqliteReads(engine.url.render_as_string(hide_password=False))
-    return DatabaseReads(engine)
+async def token_is_live(reads: Reads, client_id: str, jti: str) -> bool:
+    """False once the token, its credentials or its account is switched off."""
+    return await reads.run(_read_liveness, client_id, jti)
 
 
 async def revoke_token(

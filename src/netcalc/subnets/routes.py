@@ -26,15 +26,15 @@ Writer = Annotated[AccessToken, Depends(require_scope(SUBNETS_WRITE))]
 @router.get("")
 async def list_subnets(request: Request, token: Reader) -> Response:
     """The caller's saved subnets."""
-    engine = request.app.state.runtime.engine
-    return ok({"subnets": await service.list_subnets(engine, token.account_id)})
+    reads = request.app.state.runtime.reads
+    return ok({"subnets": await service.list_subnets(reads, token.account_id)})
 
 
 @router.get("/{subnet_id}")
 async def get_subnet(request: Request, subnet_id: str, token: Reader) -> Response:
     """One saved subnet, as a list of one."""
-    engine = request.app.state.runtime.engine
-    subnet = await service.get_subnet(engine, token.account_id, subnet_id)
+    reads = request.app.state.runtime.reads
+    subnet = await service.get_subnet(reads, token.account_id, subnet_id)
     return ok({"subnets": [subnet]})
 
 

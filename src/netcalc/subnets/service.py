@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from netcalc.db import new_id, utcnow
+from netcalc.db import Reads, new_id, utcnow
 from netcalc.errors import (
     InvalidRequest,
     MissingValues,
@@ -82,42 +84,48 @@ def new_subnet(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def present(row: Any) -> dict[str, Any]:
+def present(subnet: Mapping[Any, Any]) -> dict[str, Any]:
     """A stored subnet as the API shows it."""
     return {
-        "id": row.id,
-        "name": row.name,
-        "network_address": row.network_address,
-        "subnet_bits": row.subnet_bits,
-        "cidr_notation": f"{row.network_address}/{row.subnet_bits}",
-        "created_at": row.created_at.isoformat(),
+        "id": subnet["id"],
+        "name": subnet["name"],
+        "network_address": subnet["network_address"],
+        "subnet_bits": subnet["subnet_bits"],
+        "cidr_notation": f"{subnet['network_address']}/{subnet['subnet_bits']}",
+        "created_at": subnet["created_at"].isoformat(),
     }
 
 
-async def list_subnets(engine: AsyncEngine, account_id: str) -> list[dict[str, Any]]:
-    """Every subnet the account saved, oldest first."""
+def _read_subnets(connection: Connection, account_id: str) -> list[dict[str, Any]]:
     query = (
         select(*_COLUMNS)
         .where(subnets.c.account_id == account_id)
         .order_by(subnets.c.created_at, subnets.c.id)
     )
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    return [present(row) for row in rows]
+    return [present(row) for row in connection.execute(query).mappings()]
 
 
-async def get_subnet(
-    engine: AsyncEngine, account_id: str, subnet_id: str
-) -> dict[str, Any]:
-    """One of the account's subnets; another account's id is NotFound too."""
+def _read_subnet(
+    connection: Connection, account_id: str, subnet_id: str
+) -> dict[str, Any] | None:
     query = select(*_COLUMNS).where(
         subnets.c.account_id == account_id, subnets.c.id == subnet_id
     )
-    async with engine.connect() as connection:
-        row = (await connection.execute(query)).one_or_none()
-    if row is None:
+    row = connection.execute(query).mappings().one_or_none()
+    return present(row) if row is not None else None
+
+
+async def list_subnets(reads: Reads, account_id: str) -> list[dict[str, Any]]:
+    """Every subnet the account saved, oldest first."""
+    return await reads.run(_read_subnets, account_id)
+
+
+async def get_subnet(reads: Reads, account_id: str, subnet_id: str) -> dict[str, Any]:
+    """One of the account's subnets; another account's id is NotFound too."""
+    subnet = await reads.run(_read_subnet, account_id, subnet_id)
+    if subnet is None:
         raise NotFound("No subnet with that id.")
-    return present(row)
+    return subnet
 
 
 async def save_subnet(
@@ -128,7 +136,7 @@ async def save_subnet(
     values["created_at"] = utcnow()
     async with engine.begin() as connection:
         await connection.execute(subnets.insert().values(**values))
-    return await get_subnet(engine, account_id, values["id"])
+    return present(values)
 
 
 async def delete_subnet(engine: AsyncEngine, account_id: str, subnet_id: str) -> None:
