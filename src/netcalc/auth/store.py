@@ -31,22 +31,37 @@ class ClientRecord:
     account_disabled: bool
 
 
-_CLIENT_QUERY = select(
-    credentials.c.client_id,
-    credentials.c.account_id,
-    credentials.c.scopes,
-    credentials.c.token_ttl,
-    credentials.c.secret_hash,
-    credentials.c.previous_secret_hash,
-    credentials.c.previous_secret_expires_at,
-    credentials.c.revoked_at,
-    accounts.c.disabled,
-).join(accounts, accounts.c.id == credentials.c.account_id)
+# Built once with bound parameters: building and keying a fresh statement
+# per request cost more than running it.
+_CLIENT_BY_ID = (
+    select(
+        credentials.c.client_id,
+        credentials.c.account_id,
+        credentials.c.scopes,
+        credentials.c.token_ttl,
+        credentials.c.secret_hash,
+        credentials.c.previous_secret_hash,
+        credentials.c.previous_secret_expires_at,
+        credentials.c.revoked_at,
+        accounts.c.disabled,
+    )
+    .join(accounts, accounts.c.id == credentials.c.account_id)
+    .where(credentials.c.client_id == bindparam("client_id"))
+)
+
+_LIVENESS = (
+    select(
+        credentials.c.revoked_at,
+        accounts.c.disabled,
+        exists().where(revoked_tokens.c.jti == bindparam("jti")),
+    )
+    .join(accounts, accounts.c.id == credentials.c.account_id)
+    .where(credentials.c.client_id == bindparam("client_id"))
+)
 
 
 def _read_client(connection: Connection, client_id: str) -> ClientRecord | None:
-    query = _CLIENT_QUERY.where(credentials.c.client_id == client_id)
-    row = connection.execute(query).one_or_none()
+    row = connection.execute(_CLIENT_BY_ID, {"client_id": client_id}).one_or_none()
     if row is None:
         return None
     return ClientRecord(
@@ -63,13 +78,8 @@ def _read_client(connection: Connection, client_id: str) -> ClientRecord | None:
 
 
 def _read_liveness(connection: Connection, client_id: str, jti: str) -> bool:
-    token_revoked = exists().where(revoked_tokens.c.jti == jti)
-    query = (
-        select(credentials.c.revoked_at, accounts.c.disabled, token_revoked)
-        .join(accounts, accounts.c.id == credentials.c.account_id)
-        .where(credentials.c.client_id == client_id)
-    )
-    row = connection.execute(query).one_or_none()
+    params = {"client_id": client_id, "jti": jti}
+    row = connection.execute(_LIVENESS, params).one_or_none()
     return row is not None and row[0] is None and not row[1] and not row[2]
 
 

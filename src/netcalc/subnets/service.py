@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -96,22 +96,28 @@ def present(subnet: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
+# Built once with bound parameters, so each call only runs them.
+_ACCOUNT_SUBNETS = (
+    select(*_COLUMNS)
+    .where(subnets.c.account_id == bindparam("account_id"))
+    .order_by(subnets.c.created_at, subnets.c.id)
+)
+_ONE_SUBNET = select(*_COLUMNS).where(
+    subnets.c.account_id == bindparam("account_id"),
+    subnets.c.id == bindparam("subnet_id"),
+)
+
+
 def _read_subnets(connection: Connection, account_id: str) -> list[dict[str, Any]]:
-    query = (
-        select(*_COLUMNS)
-        .where(subnets.c.account_id == account_id)
-        .order_by(subnets.c.created_at, subnets.c.id)
-    )
-    return [present(row) for row in connection.execute(query).mappings()]
+    rows = connection.execute(_ACCOUNT_SUBNETS, {"account_id": account_id})
+    return [present(row) for row in rows.mappings()]
 
 
 def _read_subnet(
     connection: Connection, account_id: str, subnet_id: str
 ) -> dict[str, Any] | None:
-    query = select(*_COLUMNS).where(
-        subnets.c.account_id == account_id, subnets.c.id == subnet_id
-    )
-    row = connection.execute(query).mappings().one_or_none()
+    params = {"account_id": account_id, "subnet_id": subnet_id}
+    row = connection.execute(_ONE_SUBNET, params).mappings().one_or_none()
     return present(row) if row is not None else None
 
 
