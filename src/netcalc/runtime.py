@@ -39,11 +39,14 @@ class Runtime:
     console: ConsoleAuth
     revocations: Revocations
     reads: Reads
+    secret_hash_key: bytes
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         """Wire the parts together; nothing touches the database yet."""
+        # Read once: without NETCALC_SECRET_KEY it comes from a file.
         secret = settings.server_secret()
+        hash_key = derive_key(secret, SECRET_HASH_PURPOSE)
         engine = create_engine(settings.database_url)
         keys = KeyRing(engine, KeySealer(secret), settings.signing_alg)
         policy = TokenPolicy(
@@ -60,7 +63,7 @@ class Runtime:
             throttle=throttle,
             keys=keys,
             policy=policy,
-            secret_hash_key=secret_hash_key(settings),
+            secret_hash_key=hash_key,
             default_ttl=settings.token_ttl,
             usage=usage,
             clock=time.time,
@@ -83,6 +86,7 @@ class Runtime:
             console,
             revocations,
             reads,
+            hash_key,
         )
 
 

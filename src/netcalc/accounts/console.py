@@ -40,7 +40,7 @@ from netcalc.accounts.sessions import COOKIE_NAME, ConsoleSession, OpenedSession
 from netcalc.auth.announcements import client_revoked
 from netcalc.auth.scopes import ACCOUNT_SCOPES
 from netcalc.errors import CsrfRejected, NotFound, TooManyRequests, UsageError, quoted
-from netcalc.runtime import Runtime, secret_hash_key
+from netcalc.runtime import Runtime
 
 console_router = APIRouter(route_class=PageRoute, include_in_schema=False)
 console_router.include_router(activity_router)
@@ -291,12 +291,13 @@ async def new_credentials_page(request: Request) -> Response:
 async def generate_credentials(request: Request) -> Response:
     """Generate credentials and show their secret, this once."""
     holder, form = await _posted_by_holder(request)
-    settings = _runtime(request).settings
+    runtime = _runtime(request)
+    settings = runtime.settings
     asked = CredentialsRequest.from_form(form)
     try:
         issued = await service.create_credentials(
-            _runtime(request).engine,
-            secret_hash_key(settings),
+            runtime.engine,
+            runtime.secret_hash_key,
             holder.account_id,
             name=asked.name,
             scopes=asked.scopes,
@@ -377,7 +378,7 @@ async def rotate(request: Request, client_id: str) -> Response:
     runtime = _runtime(request)
     issued = await service.rotate_credentials(
         runtime.engine,
-        secret_hash_key(runtime.settings),
+        runtime.secret_hash_key,
         client_id,
         grace=runtime.settings.rotation_grace,
         account_id=holder.account_id,
