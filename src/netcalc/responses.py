@@ -81,12 +81,17 @@ def oauth_error_body(error: NetcalcError) -> JSONBody:
     )
 
 
-async def _oauth_problem(_: Request, exc: Exception) -> Response:
-    return oauth_error_body(cast(OAuthProblem, exc).error)
+def raised_error_body(exc: Exception) -> JSONBody:
+    """The answer to an error a route raised; unexpected ones are 500."""
+    if isinstance(exc, OAuthProblem):
+        return oauth_error_body(exc.error)
+    if isinstance(exc, NetcalcError):
+        return error_body(exc)
+    return error_body(UnexpectedError())
 
 
-async def _netcalc_error(_: Request, exc: Exception) -> Response:
-    return error_body(cast(NetcalcError, exc))
+async def _raised_error(_: Request, exc: Exception) -> Response:
+    return raised_error_body(exc)
 
 
 async def _routing_error(_: Request, error: Exception) -> Response:
@@ -103,16 +108,12 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return error_body(InvalidRequest("The request parameters are malformed."))
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> Response:
-    # Starlette logs the traceback after this handler answers; the body
-    # stays free of anything internal.
-    return error_body(UnexpectedError())
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error raised inside `app` through this module."""
-    app.add_exception_handler(NetcalcError, _netcalc_error)
-    app.add_exception_handler(OAuthProblem, _oauth_problem)
+    app.add_exception_handler(NetcalcError, _raised_error)
+    app.add_exception_handler(OAuthProblem, _raised_error)
     app.add_exception_handler(HTTPException, _routing_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # Starlette logs the traceback after this handler answers; the body
+    # stays free of anything internal.
+    app.add_exception_handler(Exception, _raised_error)

@@ -19,7 +19,10 @@ from netcalc.subnets import service
 
 router = APIRouter(prefix="/api/account/subnets")
 
-Reader = Annotated[AccessToken, Depends(require_scope(SUBNETS_READ))]
+can_read = require_scope(SUBNETS_READ)
+"""The guard of the read routes, also run by `netcalc.direct`."""
+
+Reader = Annotated[AccessToken, Depends(can_read)]
 Writer = Annotated[AccessToken, Depends(require_scope(SUBNETS_WRITE))]
 
 

@@ -1,0 +1,126 @@
+"""The routes answered before FastAPI's routing behave as FastAPI's do."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.testclient import TestClient
+
+from netcalc import subnets
+from netcalc.accounts.service import IssuedSecret
+from netcalc.app import create_app
+from netcalc.auth import oauth, routes
+from netcalc.direct import DirectApp
+from netcalc.security_headers import HEADERS
+from tests.support import Console, token_body
+
+DIRECT = [
+    ("POST", "/api/auth/token"),
+    ("POST", "/oauth2/token"),
+    ("POST", "/oauth2/introspect"),
+    ("GET", "/api/account/subnets"),
+]
+
+
+@pytest.fixture
+def issued(console: Console) -> IssuedSecret:
+    """Credentials of a fresh account."""
+    return console.credentials(console.account("direct@example.com"))
+
+
+def _app(client: TestClient) -> DirectApp:
+    app = client.app
+    assert isinstance(app, DirectApp)
+    return app
+
+
+def test_the_hot_routes_are_direct(client: TestClient) -> None:
+    """Token issuance, introspection and the subnet list skip FastAPI's routing."""
+    assert sorted(_app(client).direct_routes) == sorted(DIRECT)
+
+
+@pytest.mark.parametrize(("method", "path"), DIRECT)
+def test_direct_routes_are_documented_routes(
+    client: TestClient, method: str, path: str
+) -> None:
+    """Each direct route runs the very function FastAPI routes and documents."""
+    app = _app(client)
+    routers = (routes.router, oauth.router, subnets.router)
+    routed = [
+        route
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        and route.path == path
+        and method in route.methods
+    ]
+    assert [route.endpoint for route in routed] == [
+        app.direct_routes[(method, path)].endpoint
+    ]
+    assert method.lower() in app.openapi()["paths"][path]
+
+
+@pytest.mark.parametrize(("method", "path"), DIRECT)
+def test_direct_errors_match_the_contract(
+    client: TestClient, method: str, path: str
+) -> None:
+    """A refused direct call is JSON, never cached, with the security headers."""
+    response = client.request(method, path)
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    for name, value in HEADERS:
+        assert response.headers[name.decode()] == value.decode()
+
+
+def test_success_carries_the_security_headers(
+    client: TestClient, issued: IssuedSecret
+) -> None:
+    """A token answered directly has the same headers as any other answer."""
+    response = client.post("/api/auth/token", json=token_body(issued))
+    assert response.status_code == 200
+    for name, value in HEADERS:
+        assert response.headers[name.decode()] == value.decode()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/api/auth/token/", 404),
+        ("HEAD", "/api/account/subnets", 405),
+        ("PUT", "/oauth2/introspect", 405),
+    ],
+)
+def test_other_calls_go_through_fastapi(
+    client: TestClient, issued: IssuedSecret, method: str, path: str, status: int
+) -> None:
+    """Near-miss paths and other methods get FastAPI's usual answers."""
+    response = client.request(method, path, json=token_body(issued))
+    assert response.status_code == status
+
+
+def test_unexpected_failure_is_logged_once(
+    console: Console,
+    issued: IssuedSecret,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A database failure is 500 SYSTEM_ERROR, with one traceback in the log."""
+
+    async def break_schema(engine: AsyncEngine) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TABLE credentials"))
+
+    console.run(break_schema)
+    app = create_app(console.settings)
+    with TestClient(app) as client, caplog.at_level(logging.ERROR):
+        response = client.post("/api/auth/token", json=token_body(issued))
+    assert response.status_code == 500
+    assert response.json()["status"] == "SYSTEM_ERROR"
+    # On PostgreSQL the revocation feed also reports the missing table.
+    failures = [r for r in caplog.records if "POST /api/auth/token" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
