@@ -13,6 +13,33 @@ from netcalc.db import utcnow
 _UNKNOWN_KID_REFRESH_SECONDS = 5.0
 """Least time between reloads caused by tokens naming an unknown key id."""
 
+VERIFIED_TOKENS_KEPT = 2048
+"""How many verified tokens an instance remembers; a few MiB at most."""
+
+
+class VerifiedTokens:
+    """The claims of tokens whose signature one of our keys has verified.
+
+    A client sends the same token with every call until it expires, and
+    checking its signature costs more than the rest of the call. Only the
+    signature is remembered: claims are validated again on every call. When
+    full, the oldest entry goes first.
+    """
+
+    def __init__(self, capacity: int = VERIFIED_TOKENS_KEPT) -> None:
+        self._capacity = capacity
+        self._claims: dict[str, dict[str, Any]] = {}
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        """The claims of `token` if its signature was verified before."""
+        return self._claims.get(token)
+
+    def remember(self, token: str, claims: dict[str, Any]) -> None:
+        """Note that `token` carries a valid signature and these claims."""
+        if len(self._claims) >= self._capacity:
+            del self._claims[next(iter(self._claims))]
+        self._claims[token] = claims
+
 
 class KeyRing:
     """The current signing key and every key still published, by key id."""
@@ -24,6 +51,7 @@ class KeyRing:
         self._keys: list[SigningKey] = []
         self._by_kid: dict[str, SigningKey] = {}
         self._last_refresh = 0.0
+        self.verified = VerifiedTokens()
 
     async def start(self) -> None:
         """Load the keys, making a first one of the configured kind if needed."""

@@ -11,6 +11,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from hashlib import sha256
 from typing import Any
 
@@ -44,7 +45,7 @@ class SigningKey:
     retired_at: datetime | None
     published_until: datetime | None
 
-    @property
+    @cached_property
     def public_key(self) -> Any:
         """The public half, as the cryptography object PyJWT verifies with."""
         return self.private_key.public_key()

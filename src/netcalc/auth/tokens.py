@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jwt import PyJWS
-from jwt.exceptions import PyJWTError
+from jwt.algorithms import get_default_algorithms
+from jwt.utils import base64url_decode, base64url_encode
 
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import SigningKey
@@ -28,7 +28,11 @@ _TOKEN_TYPES = (TOKEN_TYPE, "application/at+jwt")
 _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
 """Headers that would let a token choose its own key or semantics."""
 
-_jws = PyJWS()
+_ALGORITHMS = get_default_algorithms()
+"""PyJWT's signers and verifiers, by JOSE `alg` name."""
+
+_header_segments: dict[tuple[str, str], bytes] = {}
+"""The encoded JOSE header of each key, built once: it never changes."""
 
 
 @dataclass(frozen=True)
@@ -77,13 +81,18 @@ def issue_token(
         "jti": jti,
     }
     payload = json.dumps(claims, separators=(",", ":")).encode()
-    token = _jws.encode(
-        payload,
-        key.private_key,
-        algorithm=key.alg,
-        headers={"typ": TOKEN_TYPE, "kid": key.kid},
-    )
-    return token, jti
+    signing_input = _header_segment(key) + b"." + base64url_encode(payload)
+    signature = _ALGORITHMS[key.alg].sign(signing_input, key.private_key)
+    return (signing_input + b"." + base64url_encode(signature)).decode(), jti
+
+
+def _header_segment(key: SigningKey) -> bytes:
+    segment = _header_segments.get((key.kid, key.alg))
+    if segment is None:
+        header = {"alg": key.alg, "kid": key.kid, "typ": TOKEN_TYPE}
+        segment = base64url_encode(json.dumps(header, separators=(",", ":")).encode())
+        _header_segments[(key.kid, key.alg)] = segment
+    return segment
 
 
 async def verify_token(
@@ -95,10 +104,47 @@ async def verify_token(
 
 
 async def _verified_payload(token: str, keys: KeyRing) -> dict[str, Any]:
+    # The same bytes verify the same way every time: a token seen before is
+    # not checked again, but its claims still are, on every call.
+    claims = keys.verified.get(token)
+    if claims is None:
+        claims = await _verify_signature(token, keys)
+        keys.verified.remember(token, claims)
+    return claims
+
+
+async def _verify_signature(token: str, keys: KeyRing) -> dict[str, Any]:
     try:
-        header = _jws.get_unverified_header(token)
-    except PyJWTError:
+        header_segment, payload_segment, signature = _segments(token)
+        header = json.loads(base64url_decode(header_segment))
+    except ValueError:
         raise InvalidToken("The access token is not a JWT.") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("The access token is not a JWT.")
+    key = await _key_for(header, keys)
+    signing_input = token.rpartition(".")[0].encode()
+    if not _ALGORITHMS[key.alg].verify(signing_input, key.public_key, signature):
+        raise InvalidToken()
+    try:
+        claims = json.loads(base64url_decode(payload_segment))
+    except ValueError:
+        raise InvalidToken() from None
+    if not isinstance(claims, dict):
+        raise InvalidToken()
+    return claims
+
+
+def _segments(token: str) -> tuple[bytes, bytes, bytes]:
+    """The header and payload segments and the decoded signature (RFC 7515 §7.1)."""
+    parts = token.encode().split(b".")
+    if len(parts) != 3:
+        raise ValueError("not three segments")
+    header, payload, signature = parts
+    return header, payload, base64url_decode(signature)
+
+
+async def _key_for(header: dict[str, Any], keys: KeyRing) -> SigningKey:
+    """Our key the header names, refusing headers that pick their own."""
     kid = header.get("kid")
     if _FORBIDDEN_HEADERS & header.keys() or not isinstance(kid, str):
         raise InvalidToken()
@@ -106,16 +152,10 @@ async def _verified_payload(token: str, keys: KeyRing) -> dict[str, Any]:
     if not isinstance(typ, str) or typ.lower() not in _TOKEN_TYPES:
         raise InvalidToken()
     key = await keys.find(kid)
+    # The algorithm is our key's, never the token's choice.
     if key is None or header.get("alg") != key.alg:
         raise InvalidToken()
-    try:
-        payload = _jws.decode(token, key.public_key, algorithms=[key.alg])
-        claims = json.loads(payload)
-    except (PyJWTError, ValueError):
-        raise InvalidToken() from None
-    if not isinstance(claims, dict):
-        raise InvalidToken()
-    return claims
+    return key
 
 
 def _validated(claims: dict[str, Any], policy: TokenPolicy, now: int) -> AccessToken:
