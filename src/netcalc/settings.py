@@ -22,6 +22,8 @@ DEFAULT_DATABASE_URL = "sqlite:///./data/netcalc.db"
 
 SigningAlgorithm = Literal["ES256", "EdDSA", "RS256"]
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
 
 class Settings(BaseSettings):
     """Everything an operator can set, with the defaults of one machine."""
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
     key_refresh_seconds: float = Field(30.0, gt=0)
     usage_flush_seconds: float = Field(5.0, gt=0)
     clock_skew_seconds: int = Field(30, ge=0, le=300)
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     # Comma-separated proxy addresses whose X-Forwarded-For is believed;
     # empty trusts none, so callers cannot choose their own address.
     forwarded_allow_ips: str = ""
@@ -71,6 +73,11 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a rate such as '10/minute'") from exc
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @cached_property
     def client_limit(self) -> RateLimitItem:
