@@ -18,6 +18,9 @@ three bounds in the parser itself, with no per-request middleware:
 The answers are the contract's JSON error bodies from `netcalc.responses`,
 with `Connection: close`. Idle keep-alive connections are uvicorn's own
 business (`timeout_keep_alive`, set from NETCALC_KEEP_ALIVE_SECONDS).
+
+The protocol also gathers a response's writes into one (`GatheredWrites`):
+a small answer then costs one send and one wake-up of the client, not two.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from netcalc.errors import (
 from netcalc.responses import error_body
 from netcalc.settings import Settings, load_settings
 
-__all__ = ["ConnectionLimits", "LimitedHttpProtocol"]
+__all__ = ["ConnectionLimits", "GatheredWrites", "LimitedHttpProtocol"]
 
 REFUSED = Counter(
     "netcalc_connections_refused_total",
@@ -58,6 +61,9 @@ FIELD_OVERHEAD = 4
 
 PIPELINE_DEPTH = 32
 """Requests one connection may send ahead of the answers (RFC 9112 §9.3.2)."""
+
+GATHER_LIMIT = 65536
+"""Bytes gathered into one write before it is sent without waiting."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,47 @@ class Refusal:
         return b"\r\n".join([*lines, b"", self.response.body])
 
 
+class GatheredWrites:
+    """A transport that sends what one event-loop turn wrote as one write.
+
+    uvicorn writes a response's head and body separately, and on loopback
+    each write is a segment of its own, waking the client twice. Gathered,
+    they leave together at the end of the turn, or at once past
+    GATHER_LIMIT bytes; everything but `write` and `close` is the socket's.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size > GATHER_LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is gathered, if the connection is still open."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class LimitedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the bounds of this module."""
 
@@ -130,6 +177,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self, transport: asyncio.Transport
     ) -> None:
         super().connection_made(transport)
+        self.transport = GatheredWrites(transport, self.loop)  # type: ignore[assignment]
         if len(self.connections) > self.limits.max_connections:
             REFUSED.labels("busy").inc()
             self.app = Refusal(ServerBusy())
