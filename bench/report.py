@@ -34,7 +34,8 @@ def report(
             "",
             f"- Machine: {_machine(wrk)}.",
             *_load_lines(load, results),
-            "- netcalc and the floor: uvicorn with uvloop and httptools, access log "
+            "- netcalc and the floor: uvicorn with uvloop and netcalc's httptools "
+            "protocol (its connection bounds, one write per response), access log "
             "off, the worker count of each row, on 127.0.0.1; netcalc default "
             "settings.",
             *(f"- {line}" for line in setup),
