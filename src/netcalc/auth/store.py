@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, exists, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.tables import accounts, credentials
 from netcalc.auth.announcements import notify_in_transaction, token_revoked
 from netcalc.auth.scopes import parse_scope
 from netcalc.auth.tables import revoked_tokens
-from netcalc.db import Reads, utcnow
+from netcalc.db import Reads, Row, utcnow
 
 
 @dataclass(frozen=True)
@@ -60,37 +59,45 @@ _LIVENESS = (
 )
 
 
-def _read_client(connection: Connection, client_id: str) -> ClientRecord | None:
-    row = connection.execute(_CLIENT_BY_ID, {"client_id": client_id}).one_or_none()
-    if row is None:
-        return None
+def _client_record(row: Row) -> ClientRecord:
+    (
+        client_id,
+        account_id,
+        scopes,
+        token_ttl,
+        secret_hash,
+        previous_secret_hash,
+        previous_secret_expires_at,
+        revoked_at,
+        disabled,
+    ) = row
     return ClientRecord(
-        client_id=row.client_id,
-        account_id=row.account_id,
-        scopes=parse_scope(row.scopes),
-        token_ttl=row.token_ttl,
-        secret_hash=row.secret_hash,
-        previous_secret_hash=row.previous_secret_hash,
-        previous_secret_expires_at=row.previous_secret_expires_at,
-        revoked=row.revoked_at is not None,
-        account_disabled=row.disabled,
+        client_id=client_id,
+        account_id=account_id,
+        scopes=parse_scope(scopes),
+        token_ttl=token_ttl,
+        secret_hash=secret_hash,
+        previous_secret_hash=previous_secret_hash,
+        previous_secret_expires_at=previous_secret_expires_at,
+        revoked=revoked_at is not None,
+        account_disabled=disabled,
     )
-
-
-def _read_liveness(connection: Connection, client_id: str, jti: str) -> bool:
-    params = {"client_id": client_id, "jti": jti}
-    row = connection.execute(_LIVENESS, params).one_or_none()
-    return row is not None and row[0] is None and not row[1] and not row[2]
 
 
 async def find_client(reads: Reads, client_id: str) -> ClientRecord | None:
     """The credentials with this client id and their account's state."""
-    return await reads.run(_read_client, client_id)
+    # The client id is the primary key: one row or none.
+    rows = await reads.rows(_CLIENT_BY_ID, {"client_id": client_id})
+    return _client_record(rows[0]) if rows else None
 
 
 async def token_is_live(reads: Reads, client_id: str, jti: str) -> bool:
     """False once the token, its credentials or its account is switched off."""
-    return await reads.run(_read_liveness, client_id, jti)
+    rows = await reads.rows(_LIVENESS, {"client_id": client_id, "jti": jti})
+    if not rows:
+        return False
+    revoked_at, disabled, jti_revoked = rows[0]
+    return revoked_at is None and not disabled and not jti_revoked
 
 
 async def revoke_token(

@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from netcalc.db import Reads, new_id, utcnow
+from netcalc.db import Reads, Row, new_id, utcnow
 from netcalc.errors import (
     InvalidRequest,
     MissingValues,
@@ -30,6 +29,7 @@ _COLUMNS = (
     subnets.c.subnet_bits,
     subnets.c.created_at,
 )
+_NAMES = tuple(column.key for column in _COLUMNS)
 
 
 def _network(address: object, bits: object) -> ipaddress.IPv4Network:
@@ -108,30 +108,23 @@ _ONE_SUBNET = select(*_COLUMNS).where(
 )
 
 
-def _read_subnets(connection: Connection, account_id: str) -> list[dict[str, Any]]:
-    rows = connection.execute(_ACCOUNT_SUBNETS, {"account_id": account_id})
-    return [present(row) for row in rows.mappings()]
-
-
-def _read_subnet(
-    connection: Connection, account_id: str, subnet_id: str
-) -> dict[str, Any] | None:
-    params = {"account_id": account_id, "subnet_id": subnet_id}
-    row = connection.execute(_ONE_SUBNET, params).mappings().one_or_none()
-    return present(row) if row is not None else None
+def _present_row(row: Row) -> dict[str, Any]:
+    return present(dict(zip(_NAMES, row, strict=True)))
 
 
 async def list_subnets(reads: Reads, account_id: str) -> list[dict[str, Any]]:
     """Every subnet the account saved, oldest first."""
-    return await reads.run(_read_subnets, account_id)
+    rows = await reads.rows(_ACCOUNT_SUBNETS, {"account_id": account_id})
+    return [_present_row(row) for row in rows]
 
 
 async def get_subnet(reads: Reads, account_id: str, subnet_id: str) -> dict[str, Any]:
     """One of the account's subnets; another account's id is NotFound too."""
-    subnet = await reads.run(_read_subnet, account_id, subnet_id)
-    if subnet is None:
+    params = {"account_id": account_id, "subnet_id": subnet_id}
+    rows = await reads.rows(_ONE_SUBNET, params)
+    if not rows:
         raise NotFound("No subnet with that id.")
-    return subnet
+    return _present_row(rows[0])
 
 
 async def save_subnet(
