@@ -36,4 +36,4 @@ bench: install
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
-	$(PY) bench/run.py --output docs/benchmarks.md
+	$(PY) bench/run.py --soak-minutes 10 --output docs/benchmarks.md

@@ -78,6 +78,11 @@ class Deployment:
         """The RFC token endpoint, introspection and the token-and-calls mix."""
         return self._workloads(OAUTH_ROUTES)
 
+    def soak_workload(self) -> Workload:
+        """Tokens fetched and used, as `soak.lua` sends them."""
+        name = "soak: a new token per 100 account calls"
+        return self._workloads(((name, "/", "soak.lua", ""),))[0]
+
     def measure(self, workload: Workload, load: Load) -> Result:
         """Measure one workload, with the peak memory of these instances."""
         return measure(workload, load, self.pids)

@@ -125,26 +125,32 @@ def measure(
     between the two and returns once the server answers again: a server
     slower than the warm-up's request rate still holds a queue of them.
     """
-    env = os.environ | workload.env | {"BENCH_LUA_DIR": str(BENCH_DIR)}
-    script = str(BENCH_DIR / workload.script)
-    commands = [
-        [*("wrk", f"-t{threads}", f"-c{connections}", "--latency", "-s", script)]
-        for threads, connections in load.shares(workload.instances)
-    ]
     setup = f"{workload.backend}, {count_instances(workload.instances)}"
     print(f"Measuring {workload.name} ({setup}) ...", file=sys.stderr)
-    for seconds in (load.warmup, load.duration):
-        if seconds == load.duration and drained is not None:
-            drained()
-        runs = [
-            [*command, f"-d{seconds}s", address]
-            for command, address in zip(commands, workload.urls, strict=True)
-        ]
-        outputs = _run_together(runs, env, seconds + WRK_SLACK_SECONDS)
     # Only the second run counts: the first warmed up the servers.
-    result = _combine(workload, [_parse_wrk(workload, output) for output in outputs])
+    run_wrk(workload, load, load.warmup)
+    if drained is not None:
+        drained()
+    result = run_wrk(workload, load, load.duration)
     peaks = [peak for pid in pids if (peak := peak_rss_mb(pid)) is not None]
     return replace(result, rss_mb=max(peaks)) if peaks else result
+
+
+def run_wrk(workload: Workload, load: Load, seconds: int) -> Result:
+    """One wrk run of `seconds` against every instance of the workload."""
+    env = os.environ | workload.env | {"BENCH_LUA_DIR": str(BENCH_DIR)}
+    script = str(BENCH_DIR / workload.script)
+    runs = [
+        [
+            *("wrk", f"-t{threads}", f"-c{connections}", "--latency", "-s", script),
+            *(f"-d{seconds}s", address),
+        ]
+        for (threads, connections), address in zip(
+            load.shares(workload.instances), workload.urls, strict=True
+        )
+    ]
+    outputs = _run_together(runs, env, seconds + WRK_SLACK_SECONDS)
+    return _combine(workload, [_parse_wrk(workload, output) for output in outputs])
 
 
 def _run_together(

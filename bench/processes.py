@@ -218,9 +218,34 @@ def peak_rss_mb(pid: int) -> float | None:
     The workers are the server's child processes; a server without any is
     its own worker. None when the kernel does not say (the process is gone).
     """
-    children = [child for child in _all_pids() if _parent(child) == pid]
-    peaks = [peak for p in children or [pid] if (peak := _vm_hwm_kib(p)) is not None]
+    peaks = [peak for p in _workers(pid) if (peak := _status_kib(p, "VmHWM"))]
     return max(peaks) / 1024 if peaks else None
+
+
+def worker_rss_mb(pid: int) -> list[float]:
+    """The resident set (VmRSS) of each of a server's workers now, in MiB."""
+    sizes = [_status_kib(p, "VmRSS") for p in _workers(pid)]
+    return [size / 1024 for size in sizes if size is not None]
+
+
+def _workers(pid: int) -> list[int]:
+    """A server's child processes; a server without any is its own worker.
+
+    Python's multiprocessing resource tracker is a child too, but no worker.
+    """
+    children = [
+        child
+        for child in _all_pids()
+        if _parent(child) == pid and b"resource_tracker" not in _command(child)
+    ]
+    return children or [pid]
+
+
+def _command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _all_pids() -> list[int]:
@@ -238,10 +263,10 @@ def _parent(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def _vm_hwm_kib(pid: int) -> int | None:
+def _status_kib(pid: int, field: str) -> int | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    found = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
     return int(found.group(1)) if found else None

@@ -5,9 +5,9 @@ It measures the bare floor app (`bench/floor.py`), then netcalc on a scratch
 SQLite file, then netcalc on a throwaway PostgreSQL and Redis with one
 instance and with two. Then, side by side with WORKERS processes each:
 the floor, netcalc on SQLite, and unless `--no-peers`, the peers'
-token endpoints (`peer_servers.py`). Every server listens on a free port of
-127.0.0.1; every one it starts is stopped, and the scratch folder removed,
-however the run ends.
+token endpoints (`peer_servers.py`); with `--soak-minutes`, last, the soak
+(`soak.py`). Every server listens on a free port of 127.0.0.1; every one
+it starts is stopped, and the scratch folder removed, however the run ends.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from loadgen import (
 from peer_servers import WORKERS, bench_peers
 from processes import HOST, BenchError, free_port, server, url, wait_http
 from report import NETCALC_ERROR, POSTGRES_ERROR, log_notes, report
+from soak import soak
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -61,6 +62,7 @@ class Options:
     workers: int
     backends: tuple[str, ...]
     peers: bool
+    soak_minutes: int
     notes: tuple[str, ...]
     output: Path | None
 
@@ -107,6 +109,12 @@ def _parse(argv: Sequence[str] | None) -> Options:
         help="install (once, cached under /tmp) and measure the peers",
     )
     add(
+        "--soak-minutes",
+        type=int,
+        default=0,
+        help="then run the soak this long, reading memory each minute (0: no soak)",
+    )
+    add(
         "--note",
         action="append",
         default=[],
@@ -122,8 +130,16 @@ def _parse(argv: Sequence[str] | None) -> Options:
             "of its scaled-out instances needs a connection of its own."
         )
     load = Load(args.duration, args.warmup, args.connections, args.threads)
+    if args.soak_minutes < 0:
+        parser.error("--soak-minutes must be 0 (no soak) or more.")
     return Options(
-        load, args.workers, args.backends, args.peers, tuple(args.note), args.output
+        load,
+        args.workers,
+        args.backends,
+        args.peers,
+        args.soak_minutes,
+        tuple(args.note),
+        args.output,
     )
 
 
@@ -172,6 +188,8 @@ def run(options: Options) -> str:
         sections.append(_bench_side_by_side(options, scratch))
         if installed is not None:
             sections.append(bench_peers(installed, options.load, scratch))
+        if options.soak_minutes:
+            sections.append(soak(options.load, options.soak_minutes, scratch))
     return report(
         options.load,
         [floor, *(r for s in sections for r in s.results)],
