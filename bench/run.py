@@ -49,9 +49,10 @@ BACKENDS = (SQLITE, POSTGRESQL)
 SCALED_OUT = 2
 """How many instances the scaled-out PostgreSQL rows run."""
 
-CONNECTIONS_PER_PROCESS = 20
-"""PostgreSQL connections one netcalc process may hold: netcalc.db's pool of
-10 plus SQLAlchemy's default overflow of 10."""
+CONNECTIONS_PER_PROCESS = 25
+"""PostgreSQL connections one netcalc process may hold: netcalc.db's engine
+pool of 10 plus SQLAlchemy's default overflow of 10, and the 5 of the hot
+reads' own pool (netcalc.db.POSTGRES_READ_CONNECTIONS)."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The hot reads: SQLite read directly gives the engine's rows and Python
-types, sees every commit at the next read, and fails loudly and quickly."""
+"""The hot reads: SQLite and PostgreSQL read directly give the engine's rows
+and Python types, see every commit at the next read, and fail loudly."""
 
 from __future__ import annotations
 
@@ -9,35 +9,41 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from netcalc.accounts.service import set_disabled
+from netcalc.accounts.service import revoke_credentials, set_disabled
 from netcalc.auth.store import find_client, revoke_token, token_is_live
-from netcalc.db import EngineReads, Reads, SqliteReads, utcnow
+from netcalc.db import (
+    EngineReads,
+    PostgresReads,
+    Reads,
+    SqliteReads,
+    create_engine,
+    reads_for,
+    utcnow,
+)
 from netcalc.settings import Settings
 from netcalc.subnets.service import get_subnet, list_subnets, new_subnet, save_subnet
 from tests.support import Console
 
 T = TypeVar("T")
 
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """An SQLite file only: these tests are about reading SQLite directly."""
-    return f"sqlite:///{tmp_path / 'netcalc.db'}"
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
 def reads(settings: Settings, console: Console) -> Iterator[SqliteReads]:
-    """Direct reads of the migrated test database, closed afterwards."""
+    """Direct reads of the migrated SQLite database, closed afterwards."""
     direct = SqliteReads(settings.database_url)
     yield direct
-    direct.dispose()
+    asyncio.run(direct.dispose())
 
 
 @pytest.fixture
@@ -81,16 +87,26 @@ def saved(console: Console, owner: str) -> list[dict[str, Any]]:
 
 
 def both(console: Console, read: Callable[[Reads], Awaitable[T]]) -> tuple[T, T]:
-    """What `read` answers reading SQLite directly, then through the engine."""
+    """What `read` answers reading the database directly, then through the
+    engine."""
 
     async def run(engine: AsyncEngine) -> tuple[T, T]:
-        direct = SqliteReads(console.settings.database_url)
+        direct = reads_for(engine)
         try:
             return await read(direct), await read(EngineReads(engine))
         finally:
-            direct.dispose()
+            await direct.dispose()
 
     return console.run(run)
+
+
+def test_each_database_is_read_directly(settings: Settings) -> None:
+    """SQLite and PostgreSQL each get their reads past the engine."""
+    direct = {"sqlite": SqliteReads, "postgresql": PostgresReads}
+    backend = make_url(settings.database_url).get_backend_name()
+    # Making the engine and the reads opens no connection.
+    engine = create_engine(settings.database_url)
+    assert isinstance(reads_for(engine), direct[backend])
 
 
 @pytest.mark.parametrize(
@@ -174,23 +190,31 @@ def test_a_commit_elsewhere_is_seen_by_the_next_read(
     clients: dict[str, str],
     owner: str,
     saved: list[dict[str, Any]],
-    reads: SqliteReads,
 ) -> None:
     """Credentials revoked through another connection are refused at the next
-    read: no read leaves a transaction open on the kept connection."""
+    read: no read leaves a transaction open on a kept connection."""
     client_id = clients["plain"]
-    assert asyncio.run(find_client(reads, client_id)) is not None
-    assert asyncio.run(token_is_live(reads, client_id, "jti"))
-    # Several rows last: a result left half read would keep its snapshot.
-    assert asyncio.run(list_subnets(reads, owner)) == saved
 
-    console.revoke(client_id)
+    async def run(engine: AsyncEngine) -> None:
+        direct = reads_for(engine)
+        try:
+            assert await find_client(direct, client_id) is not None
+            assert await token_is_live(direct, client_id, "jti")
+            # Several rows last: a result left half read would keep its snapshot.
+            assert await list_subnets(direct, owner) == saved
 
-    assert not asyncio.run(token_is_live(reads, client_id, "jti"))
-    record = asyncio.run(find_client(reads, client_id))
-    assert record is not None and record.revoked
+            await revoke_credentials(engine, client_id)
+
+            assert not await token_is_live(direct, client_id, "jti")
+            record = await find_client(direct, client_id)
+            assert record is not None and record.revoked
+        finally:
+            await direct.dispose()
+
+    console.run(run)
 
 
+@sqlite_only
 def test_reads_follow_the_loop_to_another_thread(
     clients: dict[str, str], reads: SqliteReads
 ) -> None:
@@ -208,21 +232,25 @@ def test_reads_follow_the_loop_to_another_thread(
     assert answers == [first]
 
 
-def test_a_failing_read_raises(
-    console: Console, owner: str, reads: SqliteReads
-) -> None:
-    """A read of a table gone since the last read raises sqlite3's error."""
-    assert asyncio.run(list_subnets(reads, owner)) == []
+def test_a_failing_read_raises(console: Console, owner: str) -> None:
+    """A read of a table gone since the last read raises the driver's error."""
 
-    async def drop_subnets(engine: AsyncEngine) -> None:
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP TABLE subnets"))
+    async def run(engine: AsyncEngine) -> None:
+        direct = reads_for(engine)
+        try:
+            assert await list_subnets(direct, owner) == []
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP TABLE subnets"))
+            missing = (sqlite3.OperationalError, asyncpg.UndefinedTableError)
+            with pytest.raises(missing, match="subnets"):
+                await list_subnets(direct, owner)
+        finally:
+            await direct.dispose()
 
-    console.run(drop_subnets)
-    with pytest.raises(sqlite3.OperationalError, match="no such table"):
-        asyncio.run(list_subnets(reads, owner))
+    console.run(run)
 
 
+@sqlite_only
 def test_a_locked_database_fails_fast_then_recovers(
     settings: Settings, owner: str, reads: SqliteReads
 ) -> None:
@@ -242,3 +270,29 @@ def test_a_locked_database_fails_fast_then_recovers(
     finally:
         holder.close()
     assert asyncio.run(list_subnets(reads, owner)) == []
+
+
+@postgresql_only
+def test_a_dropped_connection_is_replaced(
+    console: Console, clients: dict[str, str]
+) -> None:
+    """When the server ends the pool's connection, the next read still
+    answers, on a new connection."""
+    client_id = clients["plain"]
+    backend_pid = select(func.pg_backend_pid())
+
+    async def run(engine: AsyncEngine) -> None:
+        direct = PostgresReads(console.settings.database_url)
+        try:
+            before = await find_client(direct, client_id)
+            [(pid,)] = await direct.rows(backend_pid, {})
+            async with engine.connect() as connection:
+                ended = select(func.pg_terminate_backend(pid))
+                assert (await connection.execute(ended)).scalar_one() is True
+
+            assert await find_client(direct, client_id) == before
+            assert await direct.rows(backend_pid, {}) != [(pid,)]
+        finally:
+            await direct.dispose()
+
+    console.run(run)

@@ -58,7 +58,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(maintenance, return_exceptions=True)
         await runtime.usage.stop()
         await runtime.revocations.stop()
-        runtime.reads.dispose()
+        await runtime.reads.dispose()
         await runtime.engine.dispose()
 
 
