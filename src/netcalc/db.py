@@ -237,7 +237,10 @@ class PostgresReads:
             # Reads that arrived while the first opened the pool share it.
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    self._dsn, min_size=1, max_size=POSTGRES_READ_CONNECTIONS
+                    self._dsn,
+                    min_size=1,
+                    max_size=POSTGRES_READ_CONNECTIONS,
+                    reset=_nothing_to_reset,
                 )
         return self._pool
 
@@ -247,6 +250,13 @@ class PostgresReads:
         self._opening = asyncio.Lock()
         if pool is not None:
             await pool.close()
+
+
+async def _nothing_to_reset(_: Any) -> None:
+    # asyncpg's default reset sends RESET ALL and more on every release: a
+    # round trip per read. These reads are single statements that set no
+    # session state, take no locks and open no cursors.
+    return None
 
 
 _DROPPED = (asyncpg.PostgresConnectionError, asyncpg.InternalClientError)
