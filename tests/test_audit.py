@@ -335,6 +335,9 @@ def test_cli_lists_the_trail(server: ServerProcess) -> None:
     secret = json.loads(created.stdout)["client_secret"]
     client_id = json.loads(created.stdout)["client_id"]
     assert server.cli("credentials", "revoke", client_id).returncode == 0
+    again = server.cli("credentials", "revoke", client_id)
+    assert again.returncode == 0
+    assert "revoked already" in again.stdout
     with httpx.Client(base_url=server.url) as browser:
         token = csrf_of(browser.get("/signin"))
         form = {"csrf_token": token, "email": HOLDER, "password": WRONG_PASSWORD}

@@ -261,12 +261,16 @@ def _print_columns(header: tuple[str, ...], cells: Sequence[tuple[str, ...]]) ->
 def credentials_revoke(client_id: str) -> None:
     """Revoke credentials; their tokens stop working at once."""
 
-    async def revoke(settings: Settings, engine: AsyncEngine) -> None:
-        await service.revoke_credentials(engine, client_id)
-        await publish(settings, client_revoked(client_id))
+    async def revoke(settings: Settings, engine: AsyncEngine) -> bool:
+        revoked = await service.revoke_credentials(engine, client_id)
+        if revoked:
+            await publish(settings, client_revoked(client_id))
+        return revoked
 
-    _with_database(revoke)
-    typer.echo(f"Revoked {client_id}.")
+    if _with_database(revoke):
+        typer.echo(f"Revoked {client_id}.")
+    else:
+        typer.echo(f"{client_id} was revoked already; nothing changed.")
 
 
 @credentials_app.command("rotate")

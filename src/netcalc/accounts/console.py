@@ -400,12 +400,13 @@ async def revoke(request: Request, client_id: str) -> Response:
     """Revoke at once: from now on the credentials and their tokens are refused."""
     holder, _ = await _posted_by_holder(request)
     runtime = _runtime(request)
-    await service.revoke_credentials(
+    revoked = await service.revoke_credentials(
         runtime.engine,
         client_id,
         account_id=holder.account_id,
         actor=console_actor(holder.email),
         address=_address(request),
     )
-    await runtime.revocations.announce(client_revoked(client_id))
+    if revoked:
+        await runtime.revocations.announce(client_revoked(client_id))
     return redirect(f"/credentials?revoked={quote(client_id)}")

@@ -251,8 +251,11 @@ async def revoke_credentials(
     *,
     actor: str = CLI_ACTOR,
     address: str | None = None,
-) -> None:
-    """Revoke credentials at once; with `account_id`, only that account's."""
+) -> bool:
+    """Revoke credentials at once; with `account_id`, only that account's.
+
+    Returns False when they were revoked already, which changes nothing.
+    """
     statement = (
         update(credentials)
         .where(credentials.c.client_id == client_id, credentials.c.revoked_at.is_(None))
@@ -281,6 +284,8 @@ async def revoke_credentials(
             )
     if result.rowcount == 0:
         await _require_credentials(engine, client_id, account_id)
+        return False
+    return True
 
 
 async def _require_credentials(
