@@ -125,7 +125,8 @@ def measure(
     between the two and returns once the server answers again: a server
     slower than the warm-up's request rate still holds a queue of them.
     """
-    setup = f"{workload.backend}, {count_instances(workload.instances)}"
+    workers = f"{workload.workers} worker" + ("s" if workload.workers > 1 else "")
+    setup = f"{workload.backend}, {count_instances(workload.instances)}, {workers}"
     print(f"Measuring {workload.name} ({setup}) ...", file=sys.stderr)
     # Only the second run counts: the first warmed up the servers.
     run_wrk(workload, load, load.warmup)
