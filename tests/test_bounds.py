@@ -164,6 +164,37 @@ def test_head_over_limit_refused(
     assert answer(exchange(bounded, data)) == expected
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        request(b"GET", b"/healthz", close=False),
+        token_request(b"{}"),
+    ],
+    ids=["healthz", "token endpoint"],
+)
+def test_answer_reaches_a_client_that_half_closed(
+    bounded: ServerProcess, data: bytes
+) -> None:
+    """A client that shuts its sending side after the request still gets
+    the whole answer before the connection closes."""
+    with connect(bounded) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 ")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert json.loads(body)["status"]
+    assert b"content-security-policy" in head.lower()
+
+
+def test_refusals_carry_the_security_headers(bounded: ServerProcess) -> None:
+    """Answers the connection bounds give have the same headers as any."""
+    reply = exchange(bounded, request(b"GET", b"/api/ip/" + b"1" * 20_000))
+    head = reply.partition(b"\r\n\r\n")[0].lower()
+    assert b"x-frame-options: deny" in head
+    assert b"content-security-policy" in head
+
+
 def test_head_under_limit_served(bounded: ServerProcess) -> None:
     """HTTP 200 for a head just under the limit: the limit is not too tight."""
     data = request(b"GET", b"/healthz", b"X-Big: " + b"a" * 16_000)

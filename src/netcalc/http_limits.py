@@ -29,7 +29,7 @@ import asyncio
 import functools
 import http
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import Counter
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -45,6 +45,7 @@ from netcalc.errors import (
     UriTooLong,
 )
 from netcalc.responses import error_body
+from netcalc.security_headers import HEADERS as SECURITY_HEADERS
 from netcalc.settings import Settings, load_settings
 
 __all__ = ["ConnectionLimits", "GatheredWrites", "LimitedHttpProtocol"]
@@ -100,6 +101,7 @@ class Refusal:
     def __init__(self, error: NetcalcError) -> None:
         self.response = error_body(error)
         self.response.headers["Connection"] = "close"
+        self.response.raw_headers.extend(SECURITY_HEADERS)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -186,6 +188,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
         super().connection_lost(exc)
+
+    def eof_received(self) -> None:
+        # A client that half-closes after its request gets the transport
+        # closed right after this returns: its gathered answer goes first.
+        cast(GatheredWrites, self.transport).flush()
+        super().eof_received()
 
     def data_received(self, data: bytes) -> None:
         # Counted before parsing: a head that never ends must be cut off
