@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import string
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,32 @@ def test_altered_bytes_are_verified_again(client: TestClient, token: str) -> Non
     flipped = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1]
     with pytest.raises(InvalidToken):
         _verify(runtime, ".".join((header, flipped, signature)))
+
+
+def _same_bytes_other_spelling(signature: str) -> str:
+    # An ES256 signature is 64 bytes in 86 characters: the low 4 bits of the
+    # last character carry nothing, so it can be spelled 16 ways.
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    last = alphabet.index(signature[-1])
+    return signature[:-1] + alphabet[last ^ 0b1111]
+
+
+def test_one_token_has_one_spelling(client: TestClient, token: str) -> None:
+    """Padding, stray characters and unused bits make a token invalid, so
+    they cannot fill the memory with copies of one token."""
+    runtime = _runtime(client)
+    _verify(runtime, token)
+    header, payload, signature = token.split(".")
+    spellings = [
+        token + "==",
+        f"{header}.{payload}.{signature[:10]}****{signature[10:]}",
+        f"{header}.{payload}.{_same_bytes_other_spelling(signature)}",
+        f"{header}.{payload}. {signature}",
+    ]
+    for spelling in spellings:
+        with pytest.raises(InvalidToken):
+            _verify(runtime, spelling)
+        assert runtime.keys.verified.get(spelling) is None
 
 
 def test_another_servers_memory_does_not_count(

@@ -8,6 +8,7 @@ the claims, against a clock passed in so tests can move time.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ _TOKEN_TYPES = (TOKEN_TYPE, "application/at+jwt")
 
 _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
 """Headers that would let a token choose its own key or semantics."""
+
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]+")
+"""A JWS segment: base64url without padding (RFC 7515 §2)."""
 
 _ALGORITHMS = get_default_algorithms()
 """PyJWT's signers and verifiers, by JOSE `alg` name."""
@@ -135,12 +139,20 @@ async def _verify_signature(token: str, keys: KeyRing) -> dict[str, Any]:
 
 
 def _segments(token: str) -> tuple[bytes, bytes, bytes]:
-    """The header and payload segments and the decoded signature (RFC 7515 §7.1)."""
+    """The header and payload segments and the decoded signature (RFC 7515 §7.1).
+
+    Each segment must be base64url exactly as netcalc writes it, without
+    padding or stray characters: a lenient decoder would let one token be
+    spelled many ways, each a new entry among the remembered tokens.
+    """
     parts = token.encode().split(b".")
-    if len(parts) != 3:
-        raise ValueError("not three segments")
+    if len(parts) != 3 or not all(_BASE64URL.fullmatch(part) for part in parts):
+        raise ValueError("not three base64url segments")
     header, payload, signature = parts
-    return header, payload, base64url_decode(signature)
+    decoded = base64url_decode(signature)
+    if base64url_encode(decoded) != signature:
+        raise ValueError("the signature is not in its canonical form")
+    return header, payload, decoded
 
 
 async def _key_for(header: dict[str, Any], keys: KeyRing) -> SigningKey:
