@@ -124,3 +124,24 @@ def test_unexpected_failure_is_logged_once(
     failures = [r for r in caplog.records if "POST /api/auth/token" in r.getMessage()]
     assert len(failures) == 1
     assert failures[0].exc_info is not None
+
+
+def test_framework_failures_carry_the_security_headers(
+    console: Console, issued: IssuedSecret
+) -> None:
+    """A 500 answered by FastAPI's own error middleware has the headers too."""
+    app = create_app(console.settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        token = client.post("/api/auth/token", json=token_body(issued)).json()
+        bearer = {"Authorization": "Bearer " + token["token"]["access_token"]}
+
+        async def break_schema(engine: AsyncEngine) -> None:
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP TABLE subnets"))
+
+        console.run(break_schema)
+        response = client.get("/api/account/subnets/abc", headers=bearer)
+    assert response.status_code == 500
+    assert response.json()["status"] == "SYSTEM_ERROR"
+    for name, value in HEADERS:
+        assert response.headers[name.decode()] == value.decode()

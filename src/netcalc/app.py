@@ -23,7 +23,6 @@ from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
 from netcalc.responses import error_body, install_error_handlers, ok
 from netcalc.runtime import Runtime
-from netcalc.security_headers import SecurityHeaders
 from netcalc.settings import Settings, load_settings
 from netcalc.subnets import routes as subnet_routes
 
@@ -122,5 +121,4 @@ def create_app(settings: Settings | None = None) -> DirectApp:
     app.mount("/static", static, name="static")
     _operations(app)
     _direct_routes(app)
-    app.add_middleware(SecurityHeaders)
     return app

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from netcalc.errors import NetcalcError
 from netcalc.responses import OAuthProblem, raised_error_body
-from netcalc.security_headers import HEADERS
+from netcalc.security_headers import HEADERS, SecurityHeaders
 
 logger = logging.getLogger("netcalc")
 
@@ -60,6 +61,9 @@ class DirectApp(FastAPI):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.direct_routes: dict[tuple[str, str], DirectRoute] = {}
+        # Outside Starlette's outermost error middleware, so that its 500
+        # answers get the security headers too.
+        self._framework = SecurityHeaders(partial(FastAPI.__call__, self))
 
     def add_direct_route(
         self, method: str, path: str, endpoint: Endpoint, **guards: Guard
@@ -72,7 +76,7 @@ class DirectApp(FastAPI):
         if scope["type"] == "http":
             route = self.direct_routes.get((scope["method"], scope["path"]))
         if route is None:
-            await super().__call__(scope, receive, send)
+            await self._framework(scope, receive, send)
             return
         scope["app"] = self
         request = Request(scope, receive)

@@ -1,4 +1,7 @@
-"""Security headers on every response, as a pure ASGI middleware.
+"""Security headers on every response, as a pure ASGI wrapper.
+
+`netcalc.direct.DirectApp` adds them to its own answers and wraps the rest
+of the app, outside Starlette's error middleware, in `SecurityHeaders`.
 
 The console's pages load only the stylesheet and the one script served
 from `/static`, so the Content-Security-Policy allows exactly that: no
