@@ -40,9 +40,15 @@ class RevocationList:
         self.clients: set[str] = set()
         self.tokens: set[str] = set()
         self.accounts: set[str] = set()
+        self._heard_while_loading: list[str] | None = None
 
     def apply(self, message: str) -> None:
         """Record one announcement such as 'client:<id>' or 'token:<jti>'."""
+        if self._heard_while_loading is not None:
+            self._heard_while_loading.append(message)
+        self._apply(message)
+
+    def _apply(self, message: str) -> None:
         kind, _, value = message.partition(":")
         if kind == "enabled":
             self.accounts.discard(value)
@@ -64,7 +70,21 @@ class RevocationList:
         )
 
     async def resync(self, engine: AsyncEngine) -> None:
-        """Reload everything from the database, the source of truth."""
+        """Reload everything from the database, the source of truth.
+
+        An announcement heard while the snapshot loads may be newer than
+        the snapshot, so it is applied again on top of it.
+        """
+        self._heard_while_loading = []
+        try:
+            await self._load(engine)
+            heard = self._heard_while_loading
+        finally:
+            self._heard_while_loading = None
+        for message in heard:
+            self._apply(message)
+
+    async def _load(self, engine: AsyncEngine) -> None:
         async with engine.connect() as connection:
             clients = await connection.scalars(
                 select(credentials.c.client_id).where(

@@ -1,0 +1,37 @@
+"""The in-memory revocation list and its reloads from the database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from netcalc.auth.revocations import RevocationList
+from tests.support import Console
+
+
+def test_announcement_heard_while_loading_survives(console: Console) -> None:
+    """A revocation announced while a reload is under way is kept, even
+    though the snapshot being loaded was read before it."""
+
+    async def reload(engine: AsyncEngine) -> set[str]:
+        known = RevocationList()
+        # Runs at the reload's first wait for the database.
+        asyncio.get_running_loop().call_soon(known.apply, "token:heard-meanwhile")
+        await known.resync(engine)
+        return known.tokens
+
+    assert "heard-meanwhile" in console.run(reload)
+
+
+def test_reload_replaces_what_was_heard_before(console: Console) -> None:
+    """Outside a reload, the database is the truth: what it does not hold
+    is forgotten."""
+
+    async def reload(engine: AsyncEngine) -> set[str]:
+        known = RevocationList()
+        known.apply("token:not-in-the-database")
+        await known.resync(engine)
+        return known.tokens
+
+    assert console.run(reload) == set()
