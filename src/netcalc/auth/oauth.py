@@ -7,7 +7,10 @@ line with the seed endpoint; only the shape of their answers differs.
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +24,7 @@ from netcalc.auth.scopes import ACCOUNT_SCOPES
 from netcalc.auth.store import ClientRecord, revoke_token
 from netcalc.auth.token_request import authenticate_client, parse_body
 from netcalc.auth.tokens import AccessToken, verify_token
-from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError
+from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError, UnexpectedError
 from netcalc.http_body import read_body
 from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER
 from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
@@ -29,17 +32,38 @@ from netcalc.runtime import Runtime
 
 router = APIRouter()
 
+logger = logging.getLogger("netcalc")
+
+Route = Callable[[Request], Awaitable[Response]]
+
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 """Client authentication methods every endpoint accepts (RFC 6749 §2.3.1)."""
 
 
+def _rfc6749_answers(route: Route) -> Route:
+    """Raise every failure of `route` as an OAuthProblem, unexpected ones
+    too, so that it is answered in the shape of RFC 6749 §5.2."""
+
+    @functools.wraps(route)
+    async def answering(request: Request) -> Response:
+        try:
+            return await route(request)
+        except NetcalcError as error:
+            raise OAuthProblem(error) from error
+        except OAuthProblem:
+            raise
+        except Exception as error:
+            logger.exception("unhandled error answering POST %s", request.url.path)
+            raise OAuthProblem(UnexpectedError()) from error
+
+    return answering
+
+
 @router.post("/oauth2/token", openapi_extra=OAUTH_TOKEN_REQUEST)
+@_rfc6749_answers
 async def token(request: Request) -> Response:
     """The client credentials grant with RFC 6749 §5.1 and §5.2 answers."""
-    try:
-        _, granted = await exchange(request, "/oauth2/token", allow_json=False)
-    except NetcalcError as error:
-        raise OAuthProblem(error) from error
+    _, granted = await exchange(request, "/oauth2/token", allow_json=False)
     body = {
         "access_token": granted.access_token,
         "token_type": "Bearer",
@@ -52,20 +76,17 @@ async def token(request: Request) -> Response:
 async def _caller_and_token(request: Request) -> tuple[ClientRecord, str]:
     """Authenticate the calling client and read the `token` parameter."""
     runtime = runtime_of(request)
-    try:
-        body = await read_body(request, runtime.settings.body_limit)
-        fields = parse_body(
-            request.headers.get("content-type"),
-            body,
-            ("client_id", "client_secret", "token", "token_type_hint"),
-            allow_json=False,
-        )
-        presented = authenticate_client(fields, request.headers.get("authorization"))
-        caller = await runtime.grant.authenticate(presented, client_address(request))
-        if not fields.get("token"):
-            raise InvalidRequest("The token parameter is missing.")
-    except NetcalcError as error:
-        raise OAuthProblem(error) from error
+    body = await read_body(request, runtime.settings.body_limit)
+    fields = parse_body(
+        request.headers.get("content-type"),
+        body,
+        ("client_id", "client_secret", "token", "token_type_hint"),
+        allow_json=False,
+    )
+    presented = authenticate_client(fields, request.headers.get("authorization"))
+    caller = await runtime.grant.authenticate(presented, client_address(request))
+    if not fields.get("token"):
+        raise InvalidRequest("The token parameter is missing.")
     return caller, fields["token"]
 
 
@@ -77,6 +98,7 @@ async def _verified(runtime: Runtime, token: str) -> AccessToken | None:
 
 
 @router.post("/oauth2/introspect", openapi_extra=TOKEN_PARAMETER)
+@_rfc6749_answers
 async def introspect(request: Request) -> Response:
     """RFC 7662: whether a token is active, for its own account's clients only."""
     runtime = runtime_of(request)
@@ -111,6 +133,7 @@ def _introspection(access: AccessToken) -> dict[str, Any]:
 
 
 @router.post("/oauth2/revoke", openapi_extra=TOKEN_PARAMETER)
+@_rfc6749_answers
 async def revoke(request: Request) -> Response:
     """RFC 7009: revoke one access token of the caller's account.
 
