@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -47,9 +46,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await runtime.revocations.start()
     runtime.usage.start()
     maintenance = asyncio.create_task(_maintain(runtime))
-    # What start-up built lives as long as the process: keeping it out of
-    # the collector's scans keeps full collections short under load.
-    gc.freeze()
     try:
         yield
     finally:
