@@ -23,12 +23,6 @@ TOKEN_LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
-API_LATENCY = Histogram(
-    "netcalc_api_request_seconds",
-    "Time to answer an account or public API request.",
-    ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-)
 
 token_log = structlog.get_logger("netcalc.auth")
 
