@@ -33,15 +33,31 @@ from netcalc.settings import Settings, load_settings
 
 T = TypeVar("T")
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
-credentials_app = typer.Typer(help="Manage client credentials.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage token signing keys.", no_args_is_help=True)
+
+def _commands(help_text: str | None) -> typer.Typer:
+    # Plain help: Typer's rich layout labels every flag with a type, "<bool>"
+    # even for --help, which reads as if the flags took a value.
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        add_completion=False,
+    )
+
+
+app = _commands(__doc__)
+accounts_app = _commands("Manage accounts.")
+credentials_app = _commands("Manage client credentials.")
+keys_app = _commands("Manage token signing keys.")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(keys_app, name="keys")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Email = Annotated[str, typer.Argument(metavar="EMAIL", help="The account's email.")]
+ClientId = Annotated[
+    str, typer.Argument(metavar="CLIENT_ID", help="The credentials' client id.")
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -142,7 +158,7 @@ def migrate() -> None:
 
 @accounts_app.command("create")
 def accounts_create(
-    email: str,
+    email: Email,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
@@ -171,14 +187,14 @@ def _set_disabled(email: str, disabled: bool) -> None:
 
 
 @accounts_app.command("disable")
-def accounts_disable(email: str) -> None:
+def accounts_disable(email: Email) -> None:
     """Disable an account: its tokens are refused and no new ones granted."""
     _set_disabled(email, True)
     typer.echo(f"Disabled {email.strip().lower()}.")
 
 
 @accounts_app.command("enable")
-def accounts_enable(email: str) -> None:
+def accounts_enable(email: Email) -> None:
     """Enable a disabled account again."""
     _set_disabled(email, False)
     typer.echo(f"Enabled {email.strip().lower()}.")
@@ -258,7 +274,7 @@ def _print_columns(header: tuple[str, ...], cells: Sequence[tuple[str, ...]]) ->
 
 
 @credentials_app.command("revoke")
-def credentials_revoke(client_id: str) -> None:
+def credentials_revoke(client_id: ClientId) -> None:
     """Revoke credentials; their tokens stop working at once."""
 
     async def revoke(settings: Settings, engine: AsyncEngine) -> bool:
@@ -275,7 +291,7 @@ def credentials_revoke(client_id: str) -> None:
 
 @credentials_app.command("rotate")
 def credentials_rotate(
-    client_id: str,
+    client_id: ClientId,
     grace: Annotated[
         int | None,
         typer.Option(help="Seconds the old secret keeps working (default 24 h)."),
