@@ -13,10 +13,7 @@ local sent = 0
 local grant, account
 
 function init(args)
-  grant = wrk.format("POST", "/oauth2/token", {
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["Authorization"] = "Basic " .. basic,
-  }, "grant_type=client_credentials")
+  grant = basic_grant(basic)
   account = wrk.format("GET", "/api/account/subnets", {
     ["Authorization"] = "Bearer " .. token,
   })

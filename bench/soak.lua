@@ -18,10 +18,7 @@ local function account()
 end
 
 function init(args)
-  grant = wrk.format("POST", "/oauth2/token", {
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["Authorization"] = "Basic " .. basic,
-  }, "grant_type=client_credentials")
+  grant = basic_grant(basic)
 end
 
 function request()
