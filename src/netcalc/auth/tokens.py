@@ -126,7 +126,7 @@ async def _verify_signature(token: str, keys: KeyRing) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise InvalidToken("The access token is not a JWT.")
     key = await _key_for(header, keys)
-    signing_input = token.rpartition(".")[0].encode()
+    signing_input = header_segment + b"." + payload_segment
     if not _ALGORITHMS[key.alg].verify(signing_input, key.public_key, signature):
         raise InvalidToken()
     try:
