@@ -31,12 +31,3 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(99), non2xx_total,
     errors.connect, errors.read, errors.write, errors.timeout))
 end
-
--- The RFC 6749 token request with HTTP Basic that mix.lua and soak.lua send
--- ahead of their account calls.
-function basic_grant(basic)
-  return wrk.format("POST", "/oauth2/token", {
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["Authorization"] = "Basic " .. basic,
-  }, "grant_type=client_credentials")
-end
