@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, timedelta
 from typing import Any, TypeVar
 
@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from netcalc.accounts.service import revoke_credentials, set_disabled
 from netcalc.auth.store import find_client, revoke_token, token_is_live
 from netcalc.db import (
-    EngineReads,
     PostgresReads,
+    Query,
     Reads,
+    Row,
     SqliteReads,
     create_engine,
     reads_for,
@@ -84,6 +85,21 @@ def saved(console: Console, owner: str) -> list[dict[str, Any]]:
         ]
 
     return console.run(save_two)
+
+
+class EngineReads:
+    """The reference: the same statements run through SQLAlchemy's engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def rows(self, statement: Query, params: Mapping[str, Any]) -> list[Row]:
+        async with self._engine.connect() as connection:
+            result = await connection.execute(statement, params)
+            return [tuple(row) for row in result]
+
+    async def dispose(self) -> None:
+        return None
 
 
 def both(console: Console, read: Callable[[Reads], Awaitable[T]]) -> tuple[T, T]:

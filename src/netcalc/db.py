@@ -129,22 +129,6 @@ class Reads(Protocol):
         """Close what the reads hold open."""
 
 
-class EngineReads:
-    """Reads through the async engine, for any database."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def rows(self, statement: Query, params: Mapping[str, Any]) -> list[Row]:
-        async with self._engine.connect() as connection:
-            result = await connection.execute(statement, params)
-            return [tuple(row) for row in result]
-
-    async def dispose(self) -> None:
-        # The engine belongs to its creator, which disposes of it.
-        return None
-
-
 class SqliteReads:
     """Reads straight from an SQLite file, on the event loop's thread.
 
@@ -326,13 +310,14 @@ def _binds_as_given(bind: BindParameter[Any], dialect: Dialect) -> bool:
 
 
 def reads_for(engine: AsyncEngine) -> Reads:
-    """The fastest exact reads for this engine's database."""
+    """The fastest exact reads for this engine's database.
+
+    `create_engine` accepts only SQLite and PostgreSQL URLs.
+    """
     url = engine.url.render_as_string(hide_password=False)
     if engine.dialect.name == "sqlite":
         return SqliteReads(url)
-    if engine.dialect.name == "postgresql":
-        return PostgresReads(url)
-    return EngineReads(engine)
+    return PostgresReads(url)
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:
