@@ -122,7 +122,7 @@ class GatheredWrites:
     uvicorn writes a response's head and body separately, and on loopback
     each write is a segment of its own, waking the client twice. Gathered,
     they leave together at the end of the turn, or at once past
-    GATHER_LIMIT bytes; everything but `write` and `close` is the socket's.
+    GATHER_LIMIT bytes; everything but `write` and `close` is the transport's.
     """
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
