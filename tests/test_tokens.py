@@ -8,14 +8,17 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.fernet import InvalidToken
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from netcalc.accounts.service import IssuedSecret
 from netcalc.app import create_app
-from netcalc.auth.keys import KeySealer, load_keys, rotate_keys
+from netcalc.auth.keys import KeySealer, SigningKey, load_keys, rotate_keys
 from netcalc.auth.tables import signing_keys
+from netcalc.db import utcnow
 from netcalc.settings import Settings
 from tests.support import Console, make_settings, token_body
 
@@ -148,3 +151,27 @@ def test_private_keys_are_sealed_at_rest(
         KeySealer(settings.server_secret()).open(value)
         with pytest.raises(InvalidToken):
             KeySealer(b"another-server-secret-of-32-bytes!!").open(value)
+
+
+def test_es256_signatures_keep_leading_zero_bytes() -> None:
+    """r and s are 32 bytes each even when they start with zeros, as JWS wants.
+
+    One signature in 128 has such an r or s; a thousand make missing one
+    all but impossible, and PyJWT must verify every one.
+    """
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    key = SigningKey(
+        kid="k",
+        alg="ES256",
+        private_key=private_key,
+        public_jwk={},
+        created_at=utcnow(),
+        retired_at=None,
+        published_until=None,
+    )
+    verifier = ECAlgorithm(ECAlgorithm.SHA256)
+    for n in range(1000):
+        message = b"signing input %d" % n
+        signature = key.sign(message)
+        assert len(signature) == 64
+        assert verifier.verify(message, private_key.public_key(), signature)

@@ -16,8 +16,9 @@ from hashlib import sha256
 from typing import Any
 
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,6 +32,9 @@ PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPri
 
 _JWK_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
 _JWK_MEMBERS_RSA = ("e", "kty", "n")
+
+_ES256 = ec.ECDSA(hashes.SHA256())
+_P256_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,21 @@ class SigningKey:
     def public_key(self) -> Any:
         """The public half, as the cryptography object PyJWT verifies with."""
         return self.private_key.public_key()
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """The JWS signature of `signing_input` (RFC 7518 §3.3, §3.4, RFC 8037).
+
+        Signs with cryptography directly: PyJWT's wrapper around the same
+        call cost a sixth of the signature again on every token.
+        """
+        key = self.private_key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            # JWS wants r and s side by side, not the DER that OpenSSL gives.
+            r, s = decode_dss_signature(key.sign(signing_input, _ES256))
+            return r.to_bytes(_P256_BYTES, "big") + s.to_bytes(_P256_BYTES, "big")
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return key.sign(signing_input)
+        return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
 
     def is_published(self, now: datetime) -> bool:
         """True while tokens this key signed may still be unexpired."""

@@ -33,7 +33,7 @@ _BASE64URL = re.compile(rb"[A-Za-z0-9_-]+")
 """A JWS segment: base64url without padding (RFC 7515 §2)."""
 
 _ALGORITHMS = get_default_algorithms()
-"""PyJWT's signers and verifiers, by JOSE `alg` name."""
+"""PyJWT's verifiers, by JOSE `alg` name."""
 
 _header_segments: dict[tuple[str, str], bytes] = {}
 """The encoded JOSE header of each key, built once: it never changes."""
@@ -86,7 +86,7 @@ def issue_token(
     }
     payload = json.dumps(claims, separators=(",", ":")).encode()
     signing_input = _header_segment(key) + b"." + base64url_encode(payload)
-    signature = _ALGORITHMS[key.alg].sign(signing_input, key.private_key)
+    signature = key.sign(signing_input)
     return (signing_input + b"." + base64url_encode(signature)).decode(), jti
 
 
