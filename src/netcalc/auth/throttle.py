@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from hashlib import sha256
 
 from limits import RateLimitItem
@@ -32,10 +33,17 @@ class FailureThrottle:
         per_client: RateLimitItem,
         per_address: RateLimitItem,
         storage: Storage | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._per_client = per_client
         self._per_address = per_address
-        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        storage = storage or MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(storage)
+        # When the counts live in this process, a key that failed here within
+        # no window cannot be over its limit. Knowing that saves asking the
+        # storage on every success, which cost more than the rest of a check.
+        self._local = isinstance(storage, MemoryStorage)
+        self._last_failures = _LastFailures(clock)
 
     def _keys(self, client_id: str, address: str) -> list[tuple[RateLimitItem, str]]:
         return [
@@ -50,6 +58,8 @@ class FailureThrottle:
     async def check(self, client_id: str, address: str) -> None:
         """Raise TooManyRequests when either count is already at its limit."""
         for limit, key in self._keys(client_id, address):
+            if self._local and not self._last_failures.within_window(key):
+                continue
             if not await self._limiter.test(limit, key):
                 raise await self._refusal(limit, key)
 
@@ -59,10 +69,45 @@ class FailureThrottle:
         Each count is taken atomically before the failure is answered, so
         concurrent guesses cannot all pass one earlier check together.
         """
+        keys = self._keys(client_id, address)
+        for limit, key in keys:
+            self._last_failures.note(key, limit)
         over = [
             (limit, key)
-            for limit, key in self._keys(client_id, address)
+            for limit, key in keys
             if not await self._limiter.hit(limit, key)
         ]
         if over:
             raise await self._refusal(*over[0])
+
+
+class _LastFailures:
+    """When each key last failed here, forgotten once no window holds it."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._until: dict[str, float] = {}
+        self._prune_at = _PRUNE_SIZE
+
+    def note(self, key: str, limit: RateLimitItem) -> None:
+        self._until[key] = self._clock() + limit.get_expiry()
+        if len(self._until) >= self._prune_at:
+            self._prune()
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def within_window(self, key: str) -> bool:
+        """True if `key` failed here less than its limit's window ago."""
+        return self._until.get(key, -math.inf) > self._clock()
+
+    def _prune(self) -> None:
+        # Addresses and ids are the caller's choice: without pruning, a
+        # stream of new ones would grow this without bound.
+        now = self._clock()
+        self._until = {key: until for key, until in self._until.items() if until > now}
+        self._prune_at = max(_PRUNE_SIZE, 2 * len(self._until))
+
+
+_PRUNE_SIZE = 1024
+"""How many keys are kept before the expired ones are dropped."""
