@@ -31,10 +31,16 @@ def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return fields
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=reject_duplicates)
+"""Built once: `json.loads` with a hook builds a new decoder on every call."""
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or InvalidRequest saying what is wrong."""
     try:
-        document = json.loads(body, object_pairs_hook=reject_duplicates)
+        # As json.loads reads bytes: UTF-8, or UTF-16/32 told by the first bytes.
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        document = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(document, dict):

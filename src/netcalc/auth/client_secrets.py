@@ -70,7 +70,7 @@ def is_client_secret(value: str) -> bool:
 
 def hash_secret(key: bytes, secret: str) -> str:
     """The keyed hash stored for a secret (HMAC-SHA256, hex)."""
-    return hmac.new(key, secret.encode(), sha256).hexdigest()
+    return hmac.digest(key, secret.encode(), sha256).hex()
 
 
 def secret_matches(key: bytes, secret: str, stored_hash: str | None) -> bool:
