@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from functools import cache
@@ -63,6 +64,15 @@ def _loggable_id(client_id: str | None) -> str | None:
     return f"<unrecognised, {len(client_id)} chars>"
 
 
+_LINE_ENCODER = json.JSONEncoder(default=repr)
+
+
+def _json_line(event: dict[str, Any], **_: Any) -> str:
+    # json.dumps builds a new encoder on every call that passes `default`,
+    # which structlog's renderer does; this one is built once.
+    return _LINE_ENCODER.encode(event)
+
+
 def configure_logging(level: str) -> None:
     """Send structured JSON lines to stderr, unless the host set up logging."""
     root = logging.getLogger()
@@ -77,7 +87,7 @@ def configure_logging(level: str) -> None:
         processors=[
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.add_log_level,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_json_line),
         ],
         logger_factory=factory,
         # Filters by level before any processor runs: a line below the
