@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -228,6 +230,55 @@ def test_a_commit_elsewhere_is_seen_by_the_next_read(
             await direct.dispose()
 
     console.run(run)
+
+
+@sqlite_only
+def test_an_unchanged_file_answers_from_memory(
+    clients: dict[str, str], reads: SqliteReads
+) -> None:
+    """Asked again with nothing committed since, the reads only check the
+    file's data version and answer what the query gave before."""
+    first = asyncio.run(find_client(reads, clients["plain"]))
+    statements: list[str] = []
+    reads._connect().set_trace_callback(statements.append)
+    assert asyncio.run(find_client(reads, clients["plain"])) == first
+    assert statements == ["PRAGMA data_version"]
+
+
+@sqlite_only
+def test_a_commit_by_another_process_is_seen_by_the_next_read(
+    settings: Settings, clients: dict[str, str], reads: SqliteReads
+) -> None:
+    """Credentials revoked by another program are refused at the next read,
+    though the same read was answered from memory just before."""
+    client_id = clients["plain"]
+    for _ in range(2):
+        record = asyncio.run(find_client(reads, client_id))
+        assert record is not None and not record.revoked
+    path = settings.database_url.removeprefix("sqlite:///")
+    revoke = (
+        "import sqlite3, sys\n"
+        "with sqlite3.connect(sys.argv[1]) as db:\n"
+        "    db.execute(\"UPDATE credentials SET revoked_at = '2026-01-01 00:00:00'"
+        ' WHERE client_id = ?", (sys.argv[2],))\n'
+    )
+    subprocess.run([sys.executable, "-c", revoke, path, client_id], check=True)
+    record = asyncio.run(find_client(reads, client_id))
+    assert record is not None and record.revoked
+
+
+@sqlite_only
+def test_answers_kept_in_memory_stay_bounded(
+    clients: dict[str, str], reads: SqliteReads
+) -> None:
+    """Ids a caller makes up cannot grow the kept answers without bound."""
+
+    async def ask_many() -> None:
+        for n in range(5000):
+            assert await find_client(reads, f"nci_{n:032x}") is None
+
+    asyncio.run(ask_many())
+    assert len(reads._results) <= 4096
 
 
 @sqlite_only

@@ -138,17 +138,42 @@ class SqliteReads:
     short busy timeout only covers a rare checkpoint. One sqlite3
     connection stays open and each statement is compiled once, because
     SQLAlchemy's execution of a statement cost several times the query.
+
+    Results are kept while the file is unchanged. SQLite moves `PRAGMA
+    data_version` whenever another connection, in this process or any
+    other, commits; this connection never writes. Reading it costs about
+    half of the cheapest query, and a kept answer is the one the query
+    would give again, so a commit anywhere is still seen by the next read.
     """
 
     def __init__(self, database_url: str) -> None:
         self._url = database_url
         self._connection: sqlite3.Connection | None = None
+        self._version: tuple[int] | None = None
+        self._results: dict[tuple[Query, tuple[Any, ...]], list[Row]] = {}
 
     async def rows(self, statement: Query, params: Mapping[str, Any]) -> list[Row]:
         query = _compiled(_SQLITE, statement)
         arguments = query.arguments(params)
-        found = self._connect().execute(query.sql, arguments).fetchall()
-        return [query.typed(row) for row in found]
+        connection = self._connect()
+        self._forget_if_changed(connection)
+        key = (statement, arguments)
+        found = self._results.get(key)
+        if found is None:
+            found = [
+                query.typed(row)
+                for row in connection.execute(query.sql, arguments).fetchall()
+            ]
+            if len(self._results) >= _KEPT_RESULTS:
+                self._results.clear()
+            self._results[key] = found
+        return list(found)
+
+    def _forget_if_changed(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA data_version").fetchone()
+        if version != self._version:
+            self._results.clear()
+            self._version = version
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -156,9 +181,16 @@ class SqliteReads:
         return self._connection
 
     async def dispose(self) -> None:
+        self._results.clear()
+        self._version = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+_KEPT_RESULTS = 4096
+"""How many answers SqliteReads keeps; all are dropped when it is reached,
+since the keys include ids that callers choose."""
 
 
 _SQLITE = SQLiteDialect_pysqlite()
