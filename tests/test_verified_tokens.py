@@ -6,6 +6,7 @@ import asyncio
 import string
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from starlette.testclient import TestClient
 from netcalc.accounts.service import IssuedSecret
 from netcalc.app import create_app
 from netcalc.auth.keyring import VerifiedTokens
-from netcalc.auth.tokens import AccessToken, verify_token
+from netcalc.auth.tokens import AccessToken, TokenPolicy, verify_token
 from netcalc.db import create_engine
 from netcalc.errors import InvalidToken
 from netcalc.migrate import upgrade
@@ -62,10 +63,20 @@ def _verify(runtime: Runtime, token: str, at: float | None = None) -> AccessToke
 
 
 def test_a_verified_token_is_remembered(client: TestClient, token: str) -> None:
-    """After one verification the key ring holds the token's claims."""
+    """After one verification the key ring holds what the token says."""
     runtime = _runtime(client)
     access = _verify(runtime, token)
-    assert runtime.keys.verified.get(token) == access.claims
+    assert runtime.keys.verified.get(token, runtime.policy) == access
+
+
+def test_another_policy_verifies_again(client: TestClient, token: str) -> None:
+    """A token kept as valid for one issuer is checked afresh for another."""
+    runtime = _runtime(client)
+    _verify(runtime, token)
+    elsewhere = replace(runtime.policy, issuer="https://elsewhere.example")
+    assert runtime.keys.verified.get(token, elsewhere) is None
+    with pytest.raises(InvalidToken):
+        asyncio.run(verify_token(token, runtime.keys, elsewhere, time.time))
 
 
 def test_a_remembered_token_still_expires(client: TestClient, token: str) -> None:
@@ -109,7 +120,7 @@ def test_one_token_has_one_spelling(client: TestClient, token: str) -> None:
     for spelling in spellings:
         with pytest.raises(InvalidToken):
             _verify(runtime, spelling)
-        assert runtime.keys.verified.get(spelling) is None
+        assert runtime.keys.verified.get(spelling, runtime.policy) is None
 
 
 def test_another_servers_memory_does_not_count(
@@ -119,14 +130,29 @@ def test_another_servers_memory_does_not_count(
     _verify(_runtime(client), token)
     with pytest.raises(InvalidToken):
         _verify(other_runtime, token)
-    assert other_runtime.keys.verified.get(token) is None
+    assert other_runtime.keys.verified.get(token, other_runtime.policy) is None
 
 
 def test_the_oldest_is_forgotten_when_full() -> None:
     """Past its capacity the memory drops the token it learned first."""
     verified = VerifiedTokens(capacity=2)
-    for name in ("first", "second", "third"):
-        verified.remember(name, {"jti": name})
-    assert verified.get("first") is None
-    assert verified.get("second") == {"jti": "second"}
-    assert verified.get("third") == {"jti": "third"}
+    policy = TokenPolicy(issuer="https://netcalc.example", audience="netcalc", leeway=0)
+    tokens = {name: _access(name) for name in ("first", "second", "third")}
+    for name, access in tokens.items():
+        verified.remember(name, policy, access)
+    assert verified.get("first", policy) is None
+    assert verified.get("second", policy) == tokens["second"]
+    assert verified.get("third", policy) == tokens["third"]
+
+
+def _access(jti: str) -> AccessToken:
+    return AccessToken(
+        jti=jti,
+        client_id="nci_0",
+        account_id="a",
+        scopes=(),
+        issued_at=0,
+        expires_at=60,
+        not_before=0,
+        claims={"jti": jti},
+    )

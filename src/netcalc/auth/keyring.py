@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.auth.keys import KeySealer, SigningKey, create_key, load_keys
 from netcalc.db import utcnow
+
+if TYPE_CHECKING:
+    from netcalc.auth.tokens import AccessToken, TokenPolicy
 
 _UNKNOWN_KID_REFRESH_SECONDS = 5.0
 """Least time between reloads caused by tokens naming an unknown key id."""
@@ -18,27 +21,31 @@ VERIFIED_TOKENS_KEPT = 2048
 
 
 class VerifiedTokens:
-    """The claims of tokens whose signature one of our keys has verified.
+    """Tokens whose signature one of our keys verified, and what they say.
 
     A client sends the same token with every call until it expires, and
-    checking its signature costs more than the rest of the call. Only the
-    signature is remembered: claims are validated again on every call. When
-    full, the oldest entry goes first.
+    checking its signature costs more than the rest of the call. What a
+    token says is kept once its signature and claims were checked against
+    a policy; its times and liveness are checked on every call. When full,
+    the oldest entry goes first.
     """
 
     def __init__(self, capacity: int = VERIFIED_TOKENS_KEPT) -> None:
         self._capacity = capacity
-        self._claims: dict[str, dict[str, Any]] = {}
+        self._tokens: dict[str, tuple[TokenPolicy, AccessToken]] = {}
 
-    def get(self, token: str) -> dict[str, Any] | None:
-        """The claims of `token` if its signature was verified before."""
-        return self._claims.get(token)
+    def get(self, token: str, policy: TokenPolicy) -> AccessToken | None:
+        """The token as verified before under this same policy, if it was."""
+        kept = self._tokens.get(token)
+        if kept is None or kept[0] is not policy:
+            return None
+        return kept[1]
 
-    def remember(self, token: str, claims: dict[str, Any]) -> None:
-        """Note that `token` carries a valid signature and these claims."""
-        if len(self._claims) >= self._capacity:
-            del self._claims[next(iter(self._claims))]
-        self._claims[token] = claims
+    def remember(self, token: str, policy: TokenPolicy, access: AccessToken) -> None:
+        """Note that `token` is signed by our key and valid under `policy`."""
+        if len(self._tokens) >= self._capacity:
+            del self._tokens[next(iter(self._tokens))]
+        self._tokens[token] = (policy, access)
 
 
 class KeyRing:

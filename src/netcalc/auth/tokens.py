@@ -49,6 +49,7 @@ class AccessToken:
     scopes: tuple[str, ...]
     issued_at: int
     expires_at: int
+    not_before: int
     claims: dict[str, Any]
 
 
@@ -102,19 +103,17 @@ def _header_segment(key: SigningKey) -> bytes:
 async def verify_token(
     token: str, keys: KeyRing, policy: TokenPolicy, clock: Callable[[], float]
 ) -> AccessToken:
-    """Check a token's signature, then its claims; raise InvalidToken if bad."""
-    claims = await _verified_payload(token, keys)
-    return _validated(claims, policy, int(clock()))
-
-
-async def _verified_payload(token: str, keys: KeyRing) -> dict[str, Any]:
+    """Check a token's signature, its claims, then its times; raise InvalidToken
+    if bad."""
     # The same bytes verify the same way every time: a token seen before is
-    # not checked again, but its claims still are, on every call.
-    claims = keys.verified.get(token)
-    if claims is None:
+    # neither checked nor parsed again, but its times are, on every call.
+    access = keys.verified.get(token, policy)
+    if access is None:
         claims = await _verify_signature(token, keys)
-        keys.verified.remember(token, claims)
-    return claims
+        access = _validated(claims, policy)
+        keys.verified.remember(token, policy, access)
+    _check_times(access, policy, int(clock()))
+    return access
 
 
 async def _verify_signature(token: str, keys: KeyRing) -> dict[str, Any]:
@@ -170,22 +169,20 @@ async def _key_for(header: dict[str, Any], keys: KeyRing) -> SigningKey:
     return key
 
 
-def _validated(claims: dict[str, Any], policy: TokenPolicy, now: int) -> AccessToken:
+def _validated(claims: dict[str, Any], policy: TokenPolicy) -> AccessToken:
+    """The token the claims describe, if they have the types and the issuer
+    and audience netcalc writes."""
     strings = ("iss", "aud", "client_id", "account_id", "scope", "jti")
     numbers = ("iat", "exp")
     if not all(isinstance(claims.get(name), str) for name in strings):
         raise InvalidToken()
     if not all(type(claims.get(name)) is int for name in numbers):
         raise InvalidToken()
+    not_before = claims.get("nbf", claims["iat"])
+    if type(not_before) is not int:
+        raise InvalidToken()
     if claims["iss"] != policy.issuer or claims["aud"] != policy.audience:
         raise InvalidToken()
-    if claims["exp"] <= now - policy.leeway:
-        raise InvalidToken("The access token has expired.")
-    if claims["iat"] > now + policy.leeway:
-        raise InvalidToken("The access token was issued in the future.")
-    not_before = claims.get("nbf", claims["iat"])
-    if type(not_before) is not int or not_before > now + policy.leeway:
-        raise InvalidToken("The access token is not valid yet.")
     return AccessToken(
         jti=claims["jti"],
         client_id=claims["client_id"],
@@ -193,5 +190,15 @@ def _validated(claims: dict[str, Any], policy: TokenPolicy, now: int) -> AccessT
         scopes=tuple(claims["scope"].split()),
         issued_at=claims["iat"],
         expires_at=claims["exp"],
+        not_before=not_before,
         claims=claims,
     )
+
+
+def _check_times(access: AccessToken, policy: TokenPolicy, now: int) -> None:
+    if access.expires_at <= now - policy.leeway:
+        raise InvalidToken("The access token has expired.")
+    if access.issued_at > now + policy.leeway:
+        raise InvalidToken("The access token was issued in the future.")
+    if access.not_before > now + policy.leeway:
+        raise InvalidToken("The access token is not valid yet.")
