@@ -26,13 +26,17 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 """Headers that keep tokens and secrets out of every cache (RFC 6749 §5.1)."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""Built once: json.dumps with any option builds a new encoder per call."""
+
+
 class JSONBody(Response):
     """A compact JSON response; cheaper than re-validating through pydantic."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        return _ENCODER.encode(content).encode()
 
 
 def ok(payload: dict[str, Any] | None = None, **headers: str) -> JSONBody:
