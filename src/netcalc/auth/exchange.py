@@ -13,7 +13,7 @@ from starlette.requests import Request
 from netcalc.auth.grant import GrantedToken
 from netcalc.auth.token_request import TokenRequest, read_token_request
 from netcalc.errors import NetcalcError
-from netcalc.http_body import read_body
+from netcalc.http_body import header, read_body
 from netcalc.observe import observe_token_request
 from netcalc.runtime import Runtime
 
@@ -26,7 +26,9 @@ def runtime_of(request: Request) -> Runtime:
 
 def client_address(request: Request) -> str:
     """The caller's address, as the server (or a trusted proxy) reports it."""
-    return request.client.host if request.client else "unknown"
+    # Read from the scope: Starlette's `request.client` builds a tuple each time.
+    client = request.scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 async def exchange(
@@ -41,9 +43,9 @@ async def exchange(
     try:
         body = await read_body(request, runtime.settings.body_limit)
         token_request = read_token_request(
-            request.headers.get("content-type"),
+            header(request, b"content-type"),
             body,
-            request.headers.get("authorization"),
+            header(request, b"authorization"),
             allow_json=allow_json,
         )
         client_id = token_request.client_id

@@ -25,7 +25,7 @@ from netcalc.auth.store import ClientRecord, revoke_token
 from netcalc.auth.token_request import authenticate_client, parse_body
 from netcalc.auth.tokens import AccessToken, verify_token
 from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError, UnexpectedError
-from netcalc.http_body import read_body
+from netcalc.http_body import header, read_body
 from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER
 from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
 from netcalc.runtime import Runtime
@@ -78,12 +78,12 @@ async def _caller_and_token(request: Request) -> tuple[ClientRecord, str]:
     runtime = runtime_of(request)
     body = await read_body(request, runtime.settings.body_limit)
     fields = parse_body(
-        request.headers.get("content-type"),
+        header(request, b"content-type"),
         body,
         ("client_id", "client_secret", "token", "token_type_hint"),
         allow_json=False,
     )
-    presented = authenticate_client(fields, request.headers.get("authorization"))
+    presented = authenticate_client(fields, header(request, b"authorization"))
     caller = await runtime.grant.authenticate(presented, client_address(request))
     if not fields.get("token"):
         raise InvalidRequest("The token parameter is missing.")
