@@ -1,0 +1,86 @@
+"""The token request line: the same JSON whichever way it is written."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from netcalc.observe import (
+    PROCESSORS,
+    TokenLines,
+    configure_logging,
+    observe_token_request,
+)
+
+FIELDS = {
+    "endpoint": "/api/auth/token",
+    "client_id": "nci_0123456789abcdef0123456789abcdef",
+    "status": "OK",
+    "latency_ms": 0.125,
+    "remote_addr": "127.0.0.1",
+}
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
+
+
+def test_direct_lines_read_as_structlogs_own() -> None:
+    """Keys, their order and every value but the time match structlog's line."""
+    through_structlog = io.StringIO()
+    logger = structlog.wrap_logger(
+        structlog.WriteLogger(through_structlog),
+        processors=PROCESSORS,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+    logger.info("token_request", **FIELDS)
+    direct = io.StringIO()
+    TokenLines(direct).write(dict(FIELDS))
+
+    expected = json.loads(through_structlog.getvalue())
+    line = json.loads(direct.getvalue())
+    assert direct.getvalue().count("\n") == 1
+    assert list(line) == list(expected)
+    assert {**line, "timestamp": None} == {**expected, "timestamp": None}
+    assert ISO_UTC.fullmatch(line["timestamp"])
+
+
+@pytest.fixture
+def restore_structlog() -> Iterator[None]:
+    """structlog's defaults come back after a test configures it."""
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("restore_structlog")
+@pytest.mark.parametrize(("level", "lines"), [("INFO", 1), ("WARNING", 0)])
+def test_level_decides_whether_the_line_is_written(
+    monkeypatch: pytest.MonkeyPatch, level: str, lines: int
+) -> None:
+    """At INFO each token request writes its line; above INFO none."""
+    # As in a server: nobody else has set up logging or taken stderr. pytest
+    # sets up both only once the test runs, so they are set aside here.
+    own_stderr = io.StringIO()
+    monkeypatch.setattr("sys.stderr", own_stderr)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    configure_logging(level)
+    observe_token_request(
+        endpoint="/api/auth/token",
+        client_id=FIELDS["client_id"],  # type: ignore[arg-type]
+        status="OK",
+        seconds=0.000125,
+        address="127.0.0.1",
+    )
+    written = own_stderr.getvalue().splitlines()
+    assert len(written) == lines
+    if lines:
+        assert json.loads(written[0]) | {"timestamp": None} == FIELDS | {
+            "event": "token_request",
+            "timestamp": None,
+            "level": "info",
+        }
