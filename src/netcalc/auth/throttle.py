@@ -39,9 +39,10 @@ class FailureThrottle:
         self._per_address = per_address
         storage = storage or MemoryStorage()
         self._limiter = MovingWindowRateLimiter(storage)
-        # When the counts live in this process, a key that failed here within
-        # no window cannot be over its limit. Knowing that saves asking the
-        # storage on every success, which cost more than the rest of a check.
+        # When the counts live in this process, a key with no failure here
+        # within its window cannot be over its limit. Knowing that saves
+        # asking the storage on every success, which cost more than the rest
+        # of the check. Shared counts include other instances' failures.
         self._local = isinstance(storage, MemoryStorage)
         self._last_failures = _LastFailures(clock)
 
@@ -70,8 +71,9 @@ class FailureThrottle:
         concurrent guesses cannot all pass one earlier check together.
         """
         keys = self._keys(client_id, address)
-        for limit, key in keys:
-            self._last_failures.note(key, limit)
+        if self._local:
+            for limit, key in keys:
+                self._last_failures.note(key, limit)
         over = [
             (limit, key)
             for limit, key in keys
