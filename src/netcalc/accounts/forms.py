@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from netcalc.bodies import FORM, media_type
 from netcalc.errors import CsrfRejected, InvalidRequest, UsageError
-from netcalc.http_body import read_body
+from netcalc.http_body import header, read_body
 
 CSRF_FIELD = "csrf_token"
 """The hidden field every console form carries."""
@@ -41,7 +41,7 @@ class Form:
 
 async def read_form(request: Request, limit: int) -> Form:
     """The url-encoded form of a console POST."""
-    if media_type(request.headers.get("content-type")) != FORM:
+    if media_type(header(request, b"content-type")) != FORM:
         raise CsrfRejected()
     body = await read_body(request, limit)
     try:

@@ -12,7 +12,7 @@ from netcalc.auth.scopes import SUBNETS_READ, SUBNETS_WRITE
 from netcalc.auth.tokens import AccessToken
 from netcalc.bodies import JSON, media_type, parse_json_object
 from netcalc.errors import MissingHeader
-from netcalc.http_body import read_body
+from netcalc.http_body import header, read_body
 from netcalc.openapi import SUBNET
 from netcalc.responses import ok
 from netcalc.subnets import service
@@ -45,7 +45,7 @@ async def get_subnet(request: Request, subnet_id: str, token: Reader) -> Respons
 async def save_subnet(request: Request, token: Writer) -> Response:
     """Save a subnet from a JSON body."""
     runtime = request.app.state.runtime
-    if media_type(request.headers.get("content-type")) != JSON:
+    if media_type(header(request, b"content-type")) != JSON:
         raise MissingHeader("Send the subnet as application/json.")
     body = await read_body(request, runtime.settings.body_limit)
     subnet = service.new_subnet(parse_json_object(body))
