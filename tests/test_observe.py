@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -84,3 +85,56 @@ def test_level_decides_whether_the_line_is_written(
             "timestamp": None,
             "level": "info",
         }
+
+
+class CountingStream(io.StringIO):
+    """A stream that counts the writes it receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_of_one_loop_turn_are_written_together() -> None:
+    """Three lines of one turn reach the stream in one write, after the turn."""
+    stream = CountingStream()
+    lines = TokenLines(stream)
+
+    async def three_requests() -> str:
+        for _ in range(3):
+            lines.write(dict(FIELDS))
+        during_the_turn = stream.getvalue()
+        await asyncio.sleep(0)
+        return during_the_turn
+
+    assert asyncio.run(three_requests()) == ""
+    assert stream.writes == 1
+    written = stream.getvalue().splitlines()
+    assert [json.loads(line)["client_id"] for line in written] == [
+        FIELDS["client_id"]
+    ] * 3
+
+
+def test_a_full_gather_is_written_before_the_turn_ends() -> None:
+    """Past GATHER_LINES the lines are written at once, not held."""
+    stream = CountingStream()
+    lines = TokenLines(stream)
+
+    async def many_requests() -> int:
+        for _ in range(TokenLines.GATHER_LINES):
+            lines.write(dict(FIELDS))
+        return len(stream.getvalue().splitlines())
+
+    assert asyncio.run(many_requests()) == TokenLines.GATHER_LINES
+
+
+def test_outside_an_event_loop_each_line_is_written_at_once() -> None:
+    """With no loop running there is no turn to wait for."""
+    stream = CountingStream()
+    TokenLines(stream).write(dict(FIELDS))
+    assert stream.writes == 1
+    assert json.loads(stream.getvalue())["status"] == "OK"

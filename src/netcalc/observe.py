@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -39,17 +40,46 @@ class TokenLines:
     rendering the line itself, and a token request writes one. When the
     lines go to netcalc's own stderr anyway, they are rendered here: the
     same keys in the same order, the same ISO timestamp.
+
+    A write to stderr is a system call, and to a pipe it also wakes the
+    reader, for every token request. Lines written during one event-loop
+    turn are therefore written together at the end of that turn, or at once
+    past GATHER_LINES. Other log lines of the same turn may come first.
     """
+
+    GATHER_LINES = 256
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._pending: list[str] = []
 
     def write(self, fields: dict[str, Any]) -> None:
         fields["event"] = TOKEN_EVENT
         fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         fields["level"] = "info"
-        self._stream.write(_json_line(fields) + "\n")
-        self._stream.flush()
+        line = _json_line(fields) + "\n"
+        if not self._pending and not self._flush_at_end_of_turn():
+            self._stream.write(line)
+            self._stream.flush()
+            return
+        self._pending.append(line)
+        if len(self._pending) >= self.GATHER_LINES:
+            self.flush()
+
+    def _flush_at_end_of_turn(self) -> bool:
+        # Outside an event loop there is no turn to wait for.
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:
+            return False
+        return True
+
+    def flush(self) -> None:
+        """Write the gathered lines, if there are any."""
+        if self._pending:
+            self._stream.write("".join(self._pending))
+            self._pending.clear()
+            self._stream.flush()
 
 
 _direct_lines: TokenLines | None = None
