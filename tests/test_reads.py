@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from netcalc.accounts.service import revoke_credentials, set_disabled
 from netcalc.auth.store import find_client, revoke_token, token_is_live
 from netcalc.db import (
+    Arrivals,
     PostgresReads,
     Query,
     Reads,
@@ -44,7 +45,7 @@ postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indire
 @pytest.fixture
 def reads(settings: Settings, console: Console) -> Iterator[SqliteReads]:
     """Direct reads of the migrated SQLite database, closed afterwards."""
-    direct = SqliteReads(settings.database_url)
+    direct = SqliteReads(settings.database_url, Arrivals())
     yield direct
     asyncio.run(direct.dispose())
 
@@ -89,6 +90,26 @@ def saved(console: Console, owner: str) -> list[dict[str, Any]]:
     return console.run(save_two)
 
 
+@pytest.fixture
+def counted() -> Arrivals:
+    """Arrivals as a server's protocol counts them."""
+    arrivals = Arrivals()
+    arrivals.counted = True
+    return arrivals
+
+
+def revoke_elsewhere(settings: Settings, client_id: str) -> None:
+    """Revoke the credentials from another process, past netcalc."""
+    path = settings.database_url.removeprefix("sqlite:///")
+    revoke = (
+        "import sqlite3, sys\n"
+        "with sqlite3.connect(sys.argv[1]) as db:\n"
+        "    db.execute(\"UPDATE credentials SET revoked_at = '2026-01-01 00:00:00'"
+        ' WHERE client_id = ?", (sys.argv[2],))\n'
+    )
+    subprocess.run([sys.executable, "-c", revoke, path, client_id], check=True)
+
+
 class EngineReads:
     """The reference: the same statements run through SQLAlchemy's engine."""
 
@@ -109,7 +130,7 @@ def both(console: Console, read: Callable[[Reads], Awaitable[T]]) -> tuple[T, T]
     engine."""
 
     async def run(engine: AsyncEngine) -> tuple[T, T]:
-        direct = reads_for(engine)
+        direct = reads_for(engine, Arrivals())
         try:
             return await read(direct), await read(EngineReads(engine))
         finally:
@@ -124,7 +145,7 @@ def test_each_database_is_read_directly(settings: Settings) -> None:
     backend = make_url(settings.database_url).get_backend_name()
     # Making the engine and the reads opens no connection.
     engine = create_engine(settings.database_url)
-    assert isinstance(reads_for(engine), direct[backend])
+    assert isinstance(reads_for(engine, Arrivals()), direct[backend])
 
 
 @pytest.mark.parametrize(
@@ -214,7 +235,7 @@ def test_a_commit_elsewhere_is_seen_by_the_next_read(
     client_id = clients["plain"]
 
     async def run(engine: AsyncEngine) -> None:
-        direct = reads_for(engine)
+        direct = reads_for(engine, Arrivals())
         try:
             assert await find_client(direct, client_id) is not None
             assert await token_is_live(direct, client_id, "jti")
@@ -255,14 +276,7 @@ def test_a_commit_by_another_process_is_seen_by_the_next_read(
     for _ in range(2):
         record = asyncio.run(find_client(reads, client_id))
         assert record is not None and not record.revoked
-    path = settings.database_url.removeprefix("sqlite:///")
-    revoke = (
-        "import sqlite3, sys\n"
-        "with sqlite3.connect(sys.argv[1]) as db:\n"
-        "    db.execute(\"UPDATE credentials SET revoked_at = '2026-01-01 00:00:00'"
-        ' WHERE client_id = ?", (sys.argv[2],))\n'
-    )
-    subprocess.run([sys.executable, "-c", revoke, path, client_id], check=True)
+    revoke_elsewhere(settings, client_id)
     record = asyncio.run(find_client(reads, client_id))
     assert record is not None and record.revoked
 
@@ -303,7 +317,7 @@ def test_a_failing_read_raises(console: Console, owner: str) -> None:
     """A read of a table gone since the last read raises the driver's error."""
 
     async def run(engine: AsyncEngine) -> None:
-        direct = reads_for(engine)
+        direct = reads_for(engine, Arrivals())
         try:
             assert await list_subnets(direct, owner) == []
             async with engine.begin() as connection:
@@ -359,6 +373,77 @@ def test_a_dropped_connection_is_replaced(
 
             assert await find_client(direct, client_id) == before
             assert await direct.rows(backend_pid, {}) != [(pid,)]
+        finally:
+            await direct.dispose()
+
+    console.run(run)
+
+
+@sqlite_only
+def test_with_arrivals_counted_the_file_is_checked_once_per_arrival(
+    settings: Settings, clients: dict[str, str], counted: Arrivals
+) -> None:
+    """Reads with no arrival between them answer from memory without asking
+    SQLite anything; the first read after an arrival checks the file."""
+    reads = SqliteReads(settings.database_url, counted)
+    statements: list[str] = []
+
+    async def read_three_times() -> None:
+        await find_client(reads, clients["plain"])
+        reads._connect().set_trace_callback(statements.append)
+        await find_client(reads, clients["plain"])
+        await token_is_live(reads, clients["plain"], "jti")
+        counted.note()
+        await find_client(reads, clients["plain"])
+
+    try:
+        asyncio.run(read_three_times())
+    finally:
+        asyncio.run(reads.dispose())
+    # The liveness statement was never asked before, so it runs once.
+    assert statements.count("PRAGMA data_version") == 1
+    assert len(statements) == 2
+
+
+@sqlite_only
+def test_a_commit_elsewhere_is_seen_from_the_next_arrival(
+    settings: Settings, clients: dict[str, str], counted: Arrivals
+) -> None:
+    """A revocation by another process is seen by the first read after the
+    next request bytes arrive: any request sent after the revocation."""
+    reads = SqliteReads(settings.database_url, counted)
+    client_id = clients["plain"]
+
+    async def revoked_before_and_after_an_arrival() -> tuple[bool, bool]:
+        await find_client(reads, client_id)
+        revoke_elsewhere(settings, client_id)
+        # No bytes arrived since the last check: nothing sent after the
+        # revocation can be waiting for this answer.
+        before = await find_client(reads, client_id)
+        counted.note()
+        after = await find_client(reads, client_id)
+        assert before is not None and after is not None
+        return before.revoked, after.revoked
+
+    try:
+        assert asyncio.run(revoked_before_and_after_an_arrival()) == (False, True)
+    finally:
+        asyncio.run(reads.dispose())
+
+
+def test_this_processes_own_write_is_seen_without_an_arrival(
+    console: Console, clients: dict[str, str], counted: Arrivals
+) -> None:
+    """A request that writes and then reads sees its own write: the engine
+    notes the end of each transaction."""
+    client_id = clients["plain"]
+
+    async def run(engine: AsyncEngine) -> None:
+        direct = reads_for(engine, counted)
+        try:
+            assert await token_is_live(direct, client_id, "jti")
+            await revoke_credentials(engine, client_id)
+            assert not await token_is_live(direct, client_id, "jti")
         finally:
             await direct.dispose()
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,6 +18,7 @@ from netcalc import calculator, subnets
 from netcalc.accounts.console import console_router
 from netcalc.auth import oauth, routes
 from netcalc.auth.store import purge_expired_revocations
+from netcalc.db import Arrivals
 from netcalc.direct import DirectApp
 from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
@@ -40,14 +42,15 @@ async def _maintain(runtime: Runtime) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     runtime: Runtime = app.state.runtime
     await runtime.keys.start()
     await runtime.revocations.start()
     runtime.usage.start()
     maintenance = asyncio.create_task(_maintain(runtime))
     try:
-        yield
+        # The state reaches the server's protocol, which counts arrivals.
+        yield {Arrivals.ASGI_STATE: runtime.arrivals}
     finally:
         maintenance.cancel()
         await asyncio.gather(maintenance, return_exceptions=True)

@@ -37,6 +37,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from netcalc.db import Arrivals
 from netcalc.errors import (
     HeadersTooLarge,
     NetcalcError,
@@ -169,6 +170,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = process_limits()
+        self._arrivals: Arrivals | None = app_state.get(Arrivals.ASGI_STATE)
+        if self._arrivals is not None:
+            self._arrivals.counted = True
         self.url = b""
         self._deadline: asyncio.TimerHandle | None = None
         self._in_message = False
@@ -196,6 +200,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().eof_received()
 
     def data_received(self, data: bytes) -> None:
+        if self._arrivals is not None:
+            self._arrivals.note()
         # Counted before parsing: a head that never ends must be cut off
         # while it arrives, not once it is complete.
         if self._awaiting_head:

@@ -19,7 +19,7 @@ from netcalc.auth.store import find_client
 from netcalc.auth.throttle import FailureThrottle
 from netcalc.auth.tokens import TokenPolicy
 from netcalc.auth.usage import UsageRecorder
-from netcalc.db import Reads, create_engine, reads_for
+from netcalc.db import Arrivals, Reads, create_engine, reads_for
 from netcalc.settings import Settings
 
 SECRET_HASH_PURPOSE = "netcalc client secret hash"
@@ -39,6 +39,7 @@ class Runtime:
     console: ConsoleAuth
     revocations: Revocations
     reads: Reads
+    arrivals: Arrivals
     secret_hash_key: bytes
 
     @classmethod
@@ -57,7 +58,8 @@ class Runtime:
             settings.client_limit, settings.address_limit, storage
         )
         usage = UsageRecorder(engine, settings.usage_flush_seconds)
-        reads = reads_for(engine)
+        arrivals = Arrivals()
+        reads = reads_for(engine, arrivals)
         grant = ClientCredentialsGrant(
             find_client=partial(find_client, reads),
             throttle=throttle,
@@ -86,6 +88,7 @@ class Runtime:
             console,
             revocations,
             reads,
+            arrivals,
             hash_key,
         )
 
