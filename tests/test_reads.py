@@ -116,10 +116,15 @@ class EngineReads:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def rows(self, statement: Query, params: Mapping[str, Any]) -> list[Row]:
+    async def read(
+        self,
+        statement: Query,
+        params: Mapping[str, Any],
+        shape: Callable[[list[Row]], T],
+    ) -> T:
         async with self._engine.connect() as connection:
             result = await connection.execute(statement, params)
-            return [tuple(row) for row in result]
+            return shape([tuple(row) for row in result])
 
     async def dispose(self) -> None:
         return None
@@ -366,13 +371,13 @@ def test_a_dropped_connection_is_replaced(
         direct = PostgresReads(console.settings.database_url)
         try:
             before = await find_client(direct, client_id)
-            [(pid,)] = await direct.rows(backend_pid, {})
+            [(pid,)] = await direct.read(backend_pid, {}, list)
             async with engine.connect() as connection:
                 ended = select(func.pg_terminate_backend(pid))
                 assert (await connection.execute(ended)).scalar_one() is True
 
             assert await find_client(direct, client_id) == before
-            assert await direct.rows(backend_pid, {}) != [(pid,)]
+            assert await direct.read(backend_pid, {}, list) != [(pid,)]
         finally:
             await direct.dispose()
 
@@ -448,3 +453,40 @@ def test_this_processes_own_write_is_seen_without_an_arrival(
             await direct.dispose()
 
     console.run(run)
+
+
+@sqlite_only
+def test_a_kept_answer_is_shaped_once(
+    clients: dict[str, str], reads: SqliteReads
+) -> None:
+    """The shaped answer is what is kept: asked again, the rows are neither
+    fetched nor shaped again, and the caller gets the same answer."""
+    shaped: list[list[Row]] = []
+
+    def shape(rows: list[Row]) -> int:
+        shaped.append(rows)
+        return len(rows)
+
+    params = {"client_id": clients["plain"]}
+    statement = select(text("1")).where(text("1 = 1"))
+    answers = [asyncio.run(reads.read(statement, params, shape)) for _ in range(3)]
+    assert answers == [1, 1, 1]
+    assert len(shaped) == 1
+
+
+def test_a_listed_subnet_list_can_be_changed_by_its_caller(
+    console: Console, owner: str, saved: list[dict[str, Any]]
+) -> None:
+    """Each caller gets its own list: changing it does not change the next
+    answer."""
+
+    async def run(engine: AsyncEngine) -> list[dict[str, Any]]:
+        direct = reads_for(engine, Arrivals())
+        try:
+            first = await list_subnets(direct, owner)
+            first.clear()
+            return await list_subnets(direct, owner)
+        finally:
+            await direct.dispose()
+
+    assert console.run(run) == saved

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import asyncpg
 from sqlalchemy import BindParameter, DateTime, MetaData, Select, event
@@ -32,6 +32,8 @@ Query = Select[*tuple[Any, ...]]
 
 Row = tuple[Any, ...]
 """One result row, each column already of its Python type."""
+
+T = TypeVar("T")
 
 metadata = MetaData(
     naming_convention={
@@ -122,8 +124,17 @@ class Reads(Protocol):
     """Where the hot read-only queries run: Core statements, so one query
     serves every database."""
 
-    async def rows(self, statement: Query, params: Mapping[str, Any]) -> list[Row]:
-        """The rows `statement` selects with these bound parameters."""
+    async def read(
+        self,
+        statement: Query,
+        params: Mapping[str, Any],
+        shape: Callable[[list[Row]], T],
+    ) -> T:
+        """`shape` of the rows `statement` selects with these parameters.
+
+        The shaped answer may be kept and handed to later callers, so
+        neither `shape` nor any caller may change it.
+        """
 
     async def dispose(self) -> None:
         """Close what the reads hold open."""
@@ -178,24 +189,27 @@ class SqliteReads:
         self._connection: sqlite3.Connection | None = None
         self._version: tuple[int] | None = None
         self._checked_at: int | None = None
-        self._results: dict[tuple[Query, tuple[Any, ...]], list[Row]] = {}
+        self._results: dict[tuple[Any, ...], Any] = {}
 
-    async def rows(self, statement: Query, params: Mapping[str, Any]) -> list[Row]:
+    async def read(
+        self,
+        statement: Query,
+        params: Mapping[str, Any],
+        shape: Callable[[list[Row]], T],
+    ) -> T:
         query = _compiled(_SQLITE, statement)
         arguments = query.arguments(params)
         connection = self._connect()
         self._forget_if_changed(connection)
-        key = (statement, arguments)
-        found = self._results.get(key)
-        if found is None:
-            found = [
-                query.typed(row)
-                for row in connection.execute(query.sql, arguments).fetchall()
-            ]
+        key = (statement, shape, arguments)
+        found = self._results.get(key, _NOT_KEPT)
+        if found is _NOT_KEPT:
+            rows = connection.execute(query.sql, arguments).fetchall()
+            found = shape([query.typed(row) for row in rows])
             if len(self._results) >= _KEPT_RESULTS:
                 self._results.clear()
             self._results[key] = found
-        return list(found)
+        return cast(T, found)
 
     def _forget_if_changed(self, connection: sqlite3.Connection) -> None:
         arrivals = self._arrivals
@@ -220,6 +234,8 @@ class SqliteReads:
             self._connection.close()
             self._connection = None
 
+
+_NOT_KEPT = object()
 
 _KEPT_RESULTS = 4096
 """How many answers SqliteReads keeps; all are dropped when it is reached,
@@ -267,7 +283,12 @@ class PostgresReads:
         self._pool: Any = None
         self._opening = asyncio.Lock()
 
-    async def rows(self, statement: Query, params: Mapping[str, Any]) -> list[Row]:
+    async def read(
+        self,
+        statement: Query,
+        params: Mapping[str, Any],
+        shape: Callable[[list[Row]], T],
+    ) -> T:
         query = _compiled(_POSTGRES, statement)
         pool = self._pool if self._pool is not None else await self._open()
         arguments = query.arguments(params)
@@ -279,7 +300,7 @@ class PostgresReads:
             # and the pool hands out a fresh one.
             await asyncio.sleep(_RETRY_PAUSE_SECONDS)
             found = await pool.fetch(query.sql, *arguments)
-        return [query.typed(row) for row in found]
+        return shape([query.typed(row) for row in found])
 
     async def _open(self) -> Any:
         async with self._opening:

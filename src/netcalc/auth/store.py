@@ -84,20 +84,28 @@ def _client_record(row: Row) -> ClientRecord:
     )
 
 
-async def find_client(reads: Reads, client_id: str) -> ClientRecord | None:
-    """The credentials with this client id and their account's state."""
+def _first_client_record(rows: list[Row]) -> ClientRecord | None:
     # The client id is the primary key: one row or none.
-    rows = await reads.rows(_CLIENT_BY_ID, {"client_id": client_id})
     return _client_record(rows[0]) if rows else None
 
 
-async def token_is_live(reads: Reads, client_id: str, jti: str) -> bool:
-    """False once the token, its credentials or its account is switched off."""
-    rows = await reads.rows(_LIVENESS, {"client_id": client_id, "jti": jti})
+def _is_live(rows: list[Row]) -> bool:
     if not rows:
         return False
     revoked_at, disabled, jti_revoked = rows[0]
     return revoked_at is None and not disabled and not jti_revoked
+
+
+async def find_client(reads: Reads, client_id: str) -> ClientRecord | None:
+    """The credentials with this client id and their account's state."""
+    params = {"client_id": client_id}
+    return await reads.read(_CLIENT_BY_ID, params, _first_client_record)
+
+
+async def token_is_live(reads: Reads, client_id: str, jti: str) -> bool:
+    """False once the token, its credentials or its account is switched off."""
+    params = {"client_id": client_id, "jti": jti}
+    return await reads.read(_LIVENESS, params, _is_live)
 
 
 async def revoke_token(

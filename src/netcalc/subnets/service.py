@@ -112,19 +112,27 @@ def _present_row(row: Row) -> dict[str, Any]:
     return present(dict(zip(_NAMES, row, strict=True)))
 
 
+def _present_rows(rows: list[Row]) -> tuple[dict[str, Any], ...]:
+    return tuple(_present_row(row) for row in rows)
+
+
+def _present_first(rows: list[Row]) -> dict[str, Any] | None:
+    return _present_row(rows[0]) if rows else None
+
+
 async def list_subnets(reads: Reads, account_id: str) -> list[dict[str, Any]]:
     """Every subnet the account saved, oldest first."""
-    rows = await reads.rows(_ACCOUNT_SUBNETS, {"account_id": account_id})
-    return [_present_row(row) for row in rows]
+    params = {"account_id": account_id}
+    return list(await reads.read(_ACCOUNT_SUBNETS, params, _present_rows))
 
 
 async def get_subnet(reads: Reads, account_id: str, subnet_id: str) -> dict[str, Any]:
     """One of the account's subnets; another account's id is NotFound too."""
     params = {"account_id": account_id, "subnet_id": subnet_id}
-    rows = await reads.rows(_ONE_SUBNET, params)
-    if not rows:
+    subnet = await reads.read(_ONE_SUBNET, params, _present_first)
+    if subnet is None:
         raise NotFound("No subnet with that id.")
-    return _present_row(rows[0])
+    return subnet
 
 
 async def save_subnet(
