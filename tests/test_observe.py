@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -39,7 +40,7 @@ def test_direct_lines_read_as_structlogs_own() -> None:
     )
     logger.info("token_request", **FIELDS)
     direct = io.StringIO()
-    TokenLines(direct).write(dict(FIELDS))
+    TokenLines(direct).write(**FIELDS)
 
     expected = json.loads(through_structlog.getvalue())
     line = json.loads(direct.getvalue())
@@ -47,6 +48,34 @@ def test_direct_lines_read_as_structlogs_own() -> None:
     assert list(line) == list(expected)
     assert {**line, "timestamp": None} == {**expected, "timestamp": None}
     assert ISO_UTC.fullmatch(line["timestamp"])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"client_id": None},
+        {"remote_addr": 'a "quoted" \\ back\nslash\x00'},
+        {"remote_addr": "caf\u00e9 \U0001f600 \ud800"},
+        {"latency_ms": 1e-05},
+        {"latency_ms": 12345.678},
+    ],
+)
+def test_direct_lines_escape_as_structlog_does(changes: dict[str, Any]) -> None:
+    """Odd values give byte for byte structlog's line, but for the time."""
+    fields = FIELDS | changes
+    through_structlog = io.StringIO()
+    logger = structlog.wrap_logger(
+        structlog.WriteLogger(through_structlog),
+        processors=PROCESSORS,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+    logger.info("token_request", **fields)
+    direct = io.StringIO()
+    TokenLines(direct).write(**fields)
+    any_time = re.compile(r'"timestamp": "[^"]*"')
+    assert any_time.sub("", direct.getvalue()) == any_time.sub(
+        "", through_structlog.getvalue()
+    )
 
 
 @pytest.fixture
@@ -106,7 +135,7 @@ def test_lines_of_one_loop_turn_are_written_together() -> None:
 
     async def three_requests() -> str:
         for _ in range(3):
-            lines.write(dict(FIELDS))
+            lines.write(**FIELDS)
         during_the_turn = stream.getvalue()
         await asyncio.sleep(0)
         return during_the_turn
@@ -126,7 +155,7 @@ def test_a_full_gather_is_written_before_the_turn_ends() -> None:
 
     async def many_requests() -> int:
         for _ in range(TokenLines.GATHER_LINES):
-            lines.write(dict(FIELDS))
+            lines.write(**FIELDS)
         return len(stream.getvalue().splitlines())
 
     assert asyncio.run(many_requests()) == TokenLines.GATHER_LINES
@@ -135,6 +164,6 @@ def test_a_full_gather_is_written_before_the_turn_ends() -> None:
 def test_outside_an_event_loop_each_line_is_written_at_once() -> None:
     """With no loop running there is no turn to wait for."""
     stream = CountingStream()
-    TokenLines(stream).write(dict(FIELDS))
+    TokenLines(stream).write(**FIELDS)
     assert stream.writes == 1
     assert json.loads(stream.getvalue())["status"] == "OK"

@@ -8,6 +8,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 from functools import cache
+from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
 
 import structlog
@@ -53,11 +54,24 @@ class TokenLines:
         self._stream = stream
         self._pending: list[str] = []
 
-    def write(self, fields: dict[str, Any]) -> None:
-        fields["event"] = TOKEN_EVENT
-        fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        fields["level"] = "info"
-        line = _json_line(fields) + "\n"
+    def write(
+        self,
+        *,
+        endpoint: str,
+        client_id: str | None,
+        status: str,
+        latency_ms: float,
+        remote_addr: str,
+    ) -> None:
+        timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        line = _TOKEN_LINE % (
+            _quote(endpoint),
+            "null" if client_id is None else _quote(client_id),
+            _quote(status),
+            latency_ms,
+            _quote(remote_addr),
+            timestamp,
+        )
         if not self._pending and not self._flush_at_end_of_turn():
             self._stream.write(line)
             self._stream.flush()
@@ -82,6 +96,17 @@ class TokenLines:
             self._stream.flush()
 
 
+_TOKEN_LINE = (
+    '{"endpoint": %s, "client_id": %s, "status": %s, "latency_ms": %r, '
+    '"remote_addr": %s, "event": "token_request", "timestamp": "%s", '
+    '"level": "info"}\n'
+)
+"""The line structlog renders for a token request, its JSON written out:
+filling it in costs a third of encoding the fields' dict."""
+
+_quote = encode_basestring_ascii
+"""A JSON string, escaped as the line encoder (ensure_ascii) escapes it."""
+
 _direct_lines: TokenLines | None = None
 """Set by configure_logging when netcalc owns the log and INFO is on."""
 
@@ -92,7 +117,7 @@ def observe_token_request(
     """Count and log one answered token request; never the secret or token."""
     _count(endpoint, status).inc()
     _latency(endpoint).observe(seconds)
-    fields = {
+    fields: dict[str, Any] = {
         "endpoint": endpoint,
         "client_id": _loggable_id(client_id),
         "status": status,
@@ -100,7 +125,7 @@ def observe_token_request(
         "remote_addr": address,
     }
     if _direct_lines is not None:
-        _direct_lines.write(fields)
+        _direct_lines.write(**fields)
     else:
         token_log.info(TOKEN_EVENT, **fields)
 
