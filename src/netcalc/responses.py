@@ -6,9 +6,9 @@ them, and the framework's own routing errors, into the contract's JSON.
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -26,17 +26,14 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 """Headers that keep tokens and secrets out of every cache (RFC 6749 §5.1)."""
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-"""Built once: json.dumps with any option builds a new encoder per call."""
-
-
 class JSONBody(Response):
-    """A compact JSON response; cheaper than re-validating through pydantic."""
+    """A compact UTF-8 JSON response; cheaper than re-validating through
+    pydantic. orjson writes it in a tenth of the time the json module takes."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return _ENCODER.encode(content).encode()
+        return orjson.dumps(content)
 
 
 def ok(payload: dict[str, Any] | None = None, **headers: str) -> JSONBody:

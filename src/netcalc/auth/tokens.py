@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from jwt.algorithms import get_default_algorithms
 from jwt.utils import base64url_decode, base64url_encode
 
@@ -85,7 +86,7 @@ def issue_token(
         "exp": now + ttl,
         "jti": jti,
     }
-    payload = json.dumps(claims, separators=(",", ":")).encode()
+    payload = orjson.dumps(claims)
     signing_input = _header_segment(key) + b"." + base64url_encode(payload)
     signature = key.sign(signing_input)
     return (signing_input + b"." + base64url_encode(signature)).decode(), jti
