@@ -249,6 +249,18 @@ def test_unfinished_request_times_out(bounded: ServerProcess, data: bytes) -> No
     assert answer(exchange(bounded, data)) == (408, "REQUEST_TIMEOUT")
 
 
+def test_unfinished_request_after_a_whole_one_times_out(
+    bounded: ServerProcess,
+) -> None:
+    """HTTP 408 for a request left unfinished on a connection that was
+    already answered once."""
+    with connect(bounded) as sock:
+        sock.sendall(request(b"GET", b"/healthz", close=False))
+        assert answer(read_response(sock)) == (200, "OK")
+        sock.sendall(b"POST /api/auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert answer(read_until_closed(sock)) == (408, "REQUEST_TIMEOUT")
+
+
 def test_dripping_head_times_out(bounded: ServerProcess) -> None:
     """HTTP 408: a head sent a line every 0.1 s is cut off though bytes keep coming."""
     with connect(bounded) as sock:

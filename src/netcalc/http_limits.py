@@ -209,6 +209,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._awaiting_head and self._head_bytes > self.limits.header_limit:
             self._refuse_unfinished_head()
+        elif self._in_message:
+            # Armed only for a request still unfinished once these bytes are
+            # parsed: most arrive whole, and a timer set and cancelled within
+            # one read cost each of them a microsecond or more.
+            self._arm_deadline()
 
     def on_message_begin(self) -> None:
         # Each request parsed ahead of its turn holds a scope, and one read
@@ -219,7 +224,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             raise RuntimeError(f"More than {PIPELINE_DEPTH} requests pipelined.")
         super().on_message_begin()
         self._in_message = True
-        self._arm_deadline()
 
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
