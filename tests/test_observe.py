@@ -30,21 +30,26 @@ FIELDS = {
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
 
 
-def test_direct_lines_read_as_structlogs_own() -> None:
-    """Keys, their order and every value but the time match structlog's line."""
+def both_lines(fields: dict[str, Any]) -> tuple[str, str]:
+    """The line structlog writes for these fields, then the direct one."""
     through_structlog = io.StringIO()
     logger = structlog.wrap_logger(
         structlog.WriteLogger(through_structlog),
         processors=PROCESSORS,
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
-    logger.info("token_request", **FIELDS)
+    logger.info("token_request", **fields)
     direct = io.StringIO()
-    TokenLines(direct).write(**FIELDS)
+    TokenLines(direct).write(**fields)
+    return through_structlog.getvalue(), direct.getvalue()
 
-    expected = json.loads(through_structlog.getvalue())
-    line = json.loads(direct.getvalue())
-    assert direct.getvalue().count("\n") == 1
+
+def test_direct_lines_read_as_structlogs_own() -> None:
+    """Keys, their order and every value but the time match structlog's line."""
+    through_structlog, direct = both_lines(FIELDS)
+    expected = json.loads(through_structlog)
+    line = json.loads(direct)
+    assert direct.count("\n") == 1
     assert list(line) == list(expected)
     assert {**line, "timestamp": None} == {**expected, "timestamp": None}
     assert ISO_UTC.fullmatch(line["timestamp"])
@@ -62,20 +67,9 @@ def test_direct_lines_read_as_structlogs_own() -> None:
 )
 def test_direct_lines_escape_as_structlog_does(changes: dict[str, Any]) -> None:
     """Odd values give byte for byte structlog's line, but for the time."""
-    fields = FIELDS | changes
-    through_structlog = io.StringIO()
-    logger = structlog.wrap_logger(
-        structlog.WriteLogger(through_structlog),
-        processors=PROCESSORS,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-    )
-    logger.info("token_request", **fields)
-    direct = io.StringIO()
-    TokenLines(direct).write(**fields)
+    through_structlog, direct = both_lines(FIELDS | changes)
     any_time = re.compile(r'"timestamp": "[^"]*"')
-    assert any_time.sub("", direct.getvalue()) == any_time.sub(
-        "", through_structlog.getvalue()
-    )
+    assert any_time.sub("", direct) == any_time.sub("", through_structlog)
 
 
 @pytest.fixture
