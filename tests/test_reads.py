@@ -476,3 +476,45 @@ def test_a_listed_subnet_list_can_be_changed_by_its_caller(
             await direct.dispose()
 
     assert console.run(run) == saved
+
+
+class LockedOnce:
+    """A connection whose next data version check fails as a locked file's."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self.locked = True
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "PRAGMA data_version" and self.locked:
+            self.locked = False
+            raise sqlite3.OperationalError("database is locked")
+        return self._connection.execute(sql, *args)
+
+
+@sqlite_only
+def test_a_failed_check_is_made_again_by_the_next_read(
+    settings: Settings, clients: dict[str, str], counted: Arrivals
+) -> None:
+    """When the check after an arrival fails, the next read checks again
+    rather than answer from memory what the failed check could not confirm."""
+    reads = SqliteReads(settings.database_url, counted)
+    client_id = clients["plain"]
+    connection = reads._connect()
+
+    async def revoked_after_a_failed_check() -> bool:
+        await find_client(reads, client_id)
+        revoke_elsewhere(settings, client_id)
+        counted.note()
+        reads._connection = LockedOnce(connection)  # type: ignore[assignment]
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await find_client(reads, client_id)
+        record = await find_client(reads, client_id)
+        assert record is not None
+        return record.revoked
+
+    try:
+        assert asyncio.run(revoked_after_a_failed_check())
+    finally:
+        reads._connection = connection
+        asyncio.run(reads.dispose())

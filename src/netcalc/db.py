@@ -215,11 +215,14 @@ class SqliteReads:
         arrivals = self._arrivals
         if arrivals.counted and self._checked_at == arrivals.count:
             return
-        self._checked_at = arrivals.count
+        count = arrivals.count
         version = connection.execute("PRAGMA data_version").fetchone()
         if version != self._version:
             self._results.clear()
             self._version = version
+        # Only a check that succeeded counts: after a failed one, as when
+        # the file was locked, the next read checks again.
+        self._checked_at = count
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
