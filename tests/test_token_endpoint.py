@@ -211,6 +211,18 @@ def test_unknown_scope_is_invalid_grant(
     assert _status(response) == (401, "INVALID_GRANT")
 
 
+@pytest.mark.parametrize("url", [URL, "/oauth2/token"])
+def test_a_secret_sent_as_scope_is_not_repeated(
+    client: TestClient, issued: IssuedSecret, url: str
+) -> None:
+    """A secret pasted into the scope is refused without being echoed."""
+    body = token_body(issued, scope=issued.client_secret)
+    response = client.post(url, data=body)
+    assert response.status_code in (400, 401)
+    assert issued.client_secret not in response.text
+    assert issued.client_secret[4:20] not in response.text
+
+
 def test_scope_beyond_credentials_is_invalid_grant(
     client: TestClient, console: Console
 ) -> None:

@@ -44,6 +44,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from netcalc.auth.client_secrets import SECRET_PREFIX
+
 
 class NetcalcError(Exception):
     """Base of every error netcalc reports to a caller."""
@@ -346,8 +348,14 @@ class UsageError(NetcalcError):
 
 
 def quoted(value: object, limit: int = 64) -> str:
-    """A caller's value quoted for a message, cut short so nothing floods it."""
+    """A caller's value quoted for a message, cut short so nothing floods it.
+
+    A value holding a client secret, pasted into the wrong field, is not
+    repeated back: no response carries a secret.
+    """
     text = str(value)
+    if SECRET_PREFIX in text:
+        return "(a value holding a client secret)"
     if len(text) > limit:
         text = text[:limit] + "…"
     return repr(text)
