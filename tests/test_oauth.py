@@ -268,6 +268,9 @@ def test_json_body_refused(server: ServerProcess) -> None:
         json={"grant_type": "client_credentials"} | issued,
     )
     assert _error(response) == (400, "invalid_request")
+    description = response.json()["error_description"]
+    assert "application/x-www-form-urlencoded" in description
+    assert "json" not in description
 
 
 def test_introspection_of_an_active_token(server: ServerProcess) -> None:

@@ -67,7 +67,9 @@ def parse_body(
         return _json_fields(body, names)
     if kind == FORM:
         return _form_fields(body, names)
-    raise MissingHeader()
+    if allow_json:
+        raise MissingHeader()
+    raise MissingHeader("Send the body as application/x-www-form-urlencoded.")
 
 
 def _json_fields(body: bytes, names: tuple[str, ...]) -> dict[str, str]:
