@@ -108,6 +108,21 @@ def test_cli_round_trip(server: ServerProcess) -> None:
     assert json.loads(listed.stdout)[0]["status"] == "revoked"
 
 
+def test_demo_a_second_time_says_how_to_get_a_secret(server: ServerProcess) -> None:
+    """Once accounts exist, `demo` makes none and names commands that run as
+    the CLI was run."""
+    first = server.cli("demo")
+    assert first.returncode == 0, first.stderr
+    assert "client_secret:" in first.stdout
+    again = server.cli("demo")
+    assert again.returncode == 0, again.stderr
+    assert "no demo credentials were made" in again.stdout
+    assert "client_secret:" not in again.stdout
+    # The suite runs the CLI as `python -m netcalc`.
+    listing = "'python -m netcalc credentials list --account demo@example.com'"
+    assert listing in again.stdout
+
+
 def test_cli_errors_are_sentences(server: ServerProcess) -> None:
     """Mistakes get one clear message and a non-zero exit, no traceback."""
     result = server.cli("credentials", "create", "--account", "nobody@example.com")

@@ -8,6 +8,7 @@ import math
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -370,6 +371,12 @@ def _print_events(events: list[dict[str, Any]]) -> None:
 DEMO_EMAIL = "demo@example.com"
 
 
+def _invoked_as() -> str:
+    """How to run this CLI again, as the user ran it, so hints can be pasted."""
+    program = sys.argv[0]
+    return program if Path(program).name == "netcalc" else "python -m netcalc"
+
+
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Port shown in the curl line.")] = 8000,
@@ -393,10 +400,12 @@ def demo(
 
     issued = _with_database(seed)
     if issued is None:
+        cli = _invoked_as()
         typer.echo(
             "Accounts exist already, so no demo credentials were made. Secrets are "
-            "shown only once; for a new one run 'netcalc credentials create "
-            f"--account {DEMO_EMAIL}' or 'netcalc credentials rotate CLIENT_ID'."
+            f"shown only once: '{cli} credentials list --account {DEMO_EMAIL}' "
+            f"shows the client ids, '{cli} credentials rotate CLIENT_ID' gives one "
+            "a new secret."
         )
         return
     typer.echo(
