@@ -143,6 +143,20 @@ def test_unknown_email_is_recorded_for_no_account(
     assert all(PASSWORD not in row for row in raw_rows(console))
 
 
+def test_a_state_the_account_has_already_changes_nothing(console: Console) -> None:
+    """Disabling twice, or enabling an enabled account, records no event."""
+    account_id = console.account(HOLDER)
+    changes = [
+        console.run(
+            lambda e, disabled=disabled: service.set_disabled(e, account_id, disabled)
+        )
+        for disabled in (False, True, True, False, False)
+    ]
+    assert changes == [False, True, False, True, False]
+    events = [event["event"] for event in trail(console, account_id)]
+    assert events == ["account.created", "account.disabled", "account.enabled"]
+
+
 def test_disabled_account_is_recorded(client: TestClient, console: Console) -> None:
     """Disabling, enabling and a refused sign-in while disabled are all recorded."""
     account_id = console.account(HOLDER)

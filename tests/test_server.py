@@ -123,6 +123,23 @@ def test_demo_a_second_time_says_how_to_get_a_secret(server: ServerProcess) -> N
     assert listing in again.stdout
 
 
+def test_cli_says_when_an_account_is_in_that_state_already(
+    server: ServerProcess,
+) -> None:
+    """`accounts disable` and `enable` tell a change from a repeat."""
+    create_credentials(server, "state@example.com")
+    said = [
+        server.cli("accounts", command, "state@example.com").stdout.strip()
+        for command in ("disable", "disable", "enable", "enable")
+    ]
+    assert said == [
+        "Disabled state@example.com.",
+        "state@example.com was disabled already; nothing changed.",
+        "Enabled state@example.com.",
+        "state@example.com was enabled already; nothing changed.",
+    ]
+
+
 def test_cli_errors_are_sentences(server: ServerProcess) -> None:
     """Mistakes get one clear message and a non-zero exit, no traceback."""
     result = server.cli("credentials", "create", "--account", "nobody@example.com")

@@ -178,27 +178,31 @@ def accounts_create(
 
 
 def _set_disabled(email: str, disabled: bool) -> None:
-    async def change(settings: Settings, engine: AsyncEngine) -> None:
+    async def change(settings: Settings, engine: AsyncEngine) -> bool:
         account_id = await service.account_id_for(engine, email)
-        await service.set_disabled(engine, account_id, disabled)
-        announce = account_disabled if disabled else account_enabled
-        await publish(settings, announce(account_id))
+        changed = await service.set_disabled(engine, account_id, disabled)
+        if changed:
+            announce = account_disabled if disabled else account_enabled
+            await publish(settings, announce(account_id))
+        return changed
 
-    _with_database(change)
+    state = "disabled" if disabled else "enabled"
+    if _with_database(change):
+        typer.echo(f"{state.capitalize()} {email.strip().lower()}.")
+    else:
+        typer.echo(f"{email.strip().lower()} was {state} already; nothing changed.")
 
 
 @accounts_app.command("disable")
 def accounts_disable(email: Email) -> None:
     """Disable an account: its tokens are refused and no new ones granted."""
     _set_disabled(email, True)
-    typer.echo(f"Disabled {email.strip().lower()}.")
 
 
 @accounts_app.command("enable")
 def accounts_enable(email: Email) -> None:
     """Enable a disabled account again."""
     _set_disabled(email, False)
-    typer.echo(f"Enabled {email.strip().lower()}.")
 
 
 @credentials_app.command("create")

@@ -100,16 +100,23 @@ async def set_disabled(
     *,
     actor: str = CLI_ACTOR,
     address: str | None = None,
-) -> None:
-    """Disable an account, refusing its tokens at once, or enable it again."""
+) -> bool:
+    """Disable an account, refusing its tokens at once, or enable it again.
+
+    Returns False when the account was in that state already, which changes
+    nothing and records nothing.
+    """
     statement = (
-        update(accounts).where(accounts.c.id == account_id).values(disabled=disabled)
+        update(accounts)
+        .where(accounts.c.id == account_id, accounts.c.disabled != disabled)
+        .values(disabled=disabled)
     )
     announcement = account_disabled if disabled else account_enabled
     event: Event = "account.disabled" if disabled else "account.enabled"
     email = select(accounts.c.email).where(accounts.c.id == account_id)
     async with engine.begin() as connection:
-        await connection.execute(statement)
+        if not (await connection.execute(statement)).rowcount:
+            return False
         await notify_in_transaction(connection, announcement(account_id))
         subject = await connection.scalar(email)
         if subject is not None:
@@ -121,6 +128,7 @@ async def set_disabled(
                 subject=subject,
                 address=address,
             )
+    return True
 
 
 async def find_account(engine: AsyncEngine, email: str) -> dict[str, Any] | None:
