@@ -108,6 +108,21 @@ def test_cli_round_trip(server: ServerProcess) -> None:
     assert json.loads(listed.stdout)[0]["status"] == "revoked"
 
 
+def test_credentials_table_shows_lifetime_and_grace(server: ServerProcess) -> None:
+    """The table, like --json, tells a token lifetime and a rotation's grace."""
+    issued = create_credentials(server, "table@example.com", "--ttl", "900")
+    rotated = server.cli(
+        "credentials", "rotate", issued["client_id"], "--grace", "3600", "--json"
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    until = json.loads(rotated.stdout)["previous_secret_expires_at"][:19]
+    listed = server.cli("credentials", "list", "--account", "table@example.com")
+    header, row = listed.stdout.splitlines()
+    assert "TOKEN TTL" in header and "OLD SECRET UNTIL" in header
+    assert "900 s" in row and until in row
+    assert issued["client_secret"] not in listed.stdout
+
+
 def test_demo_a_second_time_says_how_to_get_a_secret(server: ServerProcess) -> None:
     """Once accounts exist, `demo` makes none and names commands that run as
     the CLI was run."""

@@ -251,13 +251,24 @@ def credentials_list(
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    header = ("CLIENT ID", "NAME", "SCOPES", "STATUS", "CREATED", "LAST USED")
+    header = (
+        "CLIENT ID",
+        "NAME",
+        "SCOPES",
+        "TOKEN TTL",
+        "STATUS",
+        "OLD SECRET UNTIL",
+        "CREATED",
+        "LAST USED",
+    )
     cells = [
         (
             row["client_id"],
             row["name"],
             " ".join(row["scopes"]) or "(all)",
+            f"{row['token_ttl']} s" if row["token_ttl"] else "(default)",
             row["status"],
+            (row["previous_secret_expires_at"] or "-")[:19],
             (row["created_at"] or "")[:19],
             (row["last_used_at"] or "never")[:19],
         )
