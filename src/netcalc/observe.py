@@ -98,7 +98,7 @@ class TokenLines:
 
 _TOKEN_LINE = (
     '{"endpoint": %s, "client_id": %s, "status": %s, "latency_ms": %r, '
-    '"remote_addr": %s, "event": "token_request", "timestamp": "%s", '
+    f'"remote_addr": %s, "event": "{TOKEN_EVENT}", "timestamp": "%s", '
     '"level": "info"}\n'
 )
 """The line structlog renders for a token request, its JSON written out:
