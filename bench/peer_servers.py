@@ -11,7 +11,9 @@ the expected shape; a peer that fails is reported, and the others still run.
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import os
 import re
 import secrets
@@ -73,7 +75,8 @@ class Peer:
     server: str
     backend: str
     path: str
-    jwt: bool
+    jwt_alg: str | None
+    """The `alg` in the header of its access tokens; None for opaque tokens."""
     env: dict[str, str]
 
     def command(self, installed: Installed, port: int, scratch: Path) -> list[str]:
@@ -122,23 +125,31 @@ def peers(installed: Installed) -> list[Peer]:
     authlib = f"Authlib {v['authlib']} + Flask {v['flask']}"
     dot = f"django-oauth-toolkit {v['django-oauth-toolkit']} + Django {v['django']}"
     node = {"NODE_ENV": "production", "PEER_WORKERS": str(WORKERS)}
-    opaque, jwt = (
-        node | {"PEER_TOKEN_FORMAT": "opaque"},
-        node | {"PEER_TOKEN_FORMAT": "jwt"},
+    opaque = node | {"PEER_TOKEN_FORMAT": "opaque"}
+    rs256, es256 = (
+        node | {"PEER_TOKEN_FORMAT": "jwt", "PEER_JWT_ALG": alg}
+        for alg in ("RS256", "ES256")
     )
     return [
-        Peer(OIDC, "POST /token, opaque", oidc, "memory", "/token", False, opaque),
-        Peer(OIDC, "POST /token, JWT ES256", oidc, "memory", "/token", True, jwt),
+        Peer(OIDC, "POST /token, opaque", oidc, "memory", "/token", None, opaque),
         Peer(
-            AUTHLIB, "POST /oauth/token", authlib, "SQLite", "/oauth/token", False, {}
+            OIDC,
+            "POST /token, JWT RS256 (its default)",
+            oidc,
+            "memory",
+            "/token",
+            "RS256",
+            rs256,
         ),
+        Peer(OIDC, "POST /token, JWT ES256", oidc, "memory", "/token", "ES256", es256),
+        Peer(AUTHLIB, "POST /oauth/token", authlib, "SQLite", "/oauth/token", None, {}),
         Peer(
             DOT,
             "POST /o/token/, hashed secret",
             dot,
             "SQLite",
             "/o/token/",
-            False,
+            None,
             {"PEER_HASH_SECRET": "1"},
         ),
         Peer(
@@ -147,7 +158,7 @@ def peers(installed: Installed) -> list[Peer]:
             dot,
             "SQLite",
             "/o/token/",
-            False,
+            None,
             {"PEER_HASH_SECRET": "0"},
         ),
     ]
@@ -226,10 +237,25 @@ def _check_token(peer: Peer, address: str, basic: str, seconds: float = 10.0) ->
     token = answer.get("access_token")
     if status != 200 or not isinstance(token, str):
         raise BenchError(f"{address} answered {status} without an access_token.")
-    # A JWT is three dot-separated parts; an opaque token is one.
-    if (token.count(".") == 2) != peer.jwt:
-        shape = "a JWT" if peer.jwt else "an opaque token"
+    if _jwt_alg(token) != peer.jwt_alg:
+        shape = f"a {peer.jwt_alg} JWT" if peer.jwt_alg else "an opaque token"
         raise BenchError(f"{address} granted a token that is not {shape}.")
+
+
+def _jwt_alg(token: str) -> str | None:
+    """The `alg` of a JWT's header; None for a token of any other shape."""
+    # A JWT is three dot-separated parts, the first a JSON object.
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(
+            base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4))
+        )
+    except ValueError:
+        return None
+    alg = header.get("alg") if isinstance(header, dict) else None
+    return alg if isinstance(alg, str) else None
 
 
 def _clean_env() -> dict[str, str]:
@@ -250,8 +276,10 @@ def _setup_lines(installed: Installed) -> list[str]:
         "a cache under /tmp, not the repository; apps in `bench/peers/`.",
         f"node-oidc-provider {v['oidc-provider']} on node {v['node']}: a node "
         f"`cluster` of {WORKERS}, NODE_ENV=production, the library's memory adapter "
-        "(tokens are not written anywhere); opaque tokens, then ES256 JWT access "
-        f"tokens through a resource indicator.{_node_warning(v['node'])}",
+        "(tokens are not written anywhere); opaque tokens, then JWT access tokens "
+        "through a resource indicator, signed with RS256 (the library's default, "
+        "a 2048-bit key), then with ES256 (netcalc's default)."
+        f"{_node_warning(v['node'])}",
         f"Authlib {v['authlib']}, Flask {v['flask']}, SQLAlchemy {v['sqlalchemy']}: "
         f"gunicorn {v['gunicorn']} sync workers, opaque tokens saved to SQLite "
         "(WAL, synchronous=NORMAL), the client secret stored plain as Authlib's "

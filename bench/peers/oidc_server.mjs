@@ -5,8 +5,9 @@
 // One confidential client (client_secret_basic) comes from the environment.
 // PEER_TOKEN_FORMAT=opaque issues the library's default opaque tokens; =jwt
 // makes every token request target one resource server whose access tokens
-// are ES256 JWTs, netcalc's default algorithm. Tokens live in the library's
-// built-in memory adapter: no database write, unlike the other servers.
+// are JWTs, signed with PEER_JWT_ALG: RS256, the library's default, or
+// ES256, netcalc's. Tokens live in the library's built-in memory adapter: no
+// database write, unlike the other servers.
 
 import cluster from 'node:cluster';
 import { generateKeyPairSync } from 'node:crypto';
@@ -23,12 +24,16 @@ const workers = Number(env('PEER_WORKERS'));
 const resource = 'urn:netcalc-bench:api';
 
 function startPrimary() {
-  // The primary makes the signing key, so that every worker signs with it
-  // and one JWKS verifies any token.
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'bench', alg: 'ES256' };
+  // The primary makes the signing keys, so that every worker signs with the
+  // same ones and one JWKS verifies any token.
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const keys = [
+    { ...rsa.export({ format: 'jwk' }), kid: 'bench-rs256', alg: 'RS256' },
+    { ...ec.export({ format: 'jwk' }), kid: 'bench-es256', alg: 'ES256' },
+  ];
   for (let i = 0; i < workers; i += 1) {
-    cluster.fork({ PEER_JWK: JSON.stringify(jwk) });
+    cluster.fork({ PEER_JWKS: JSON.stringify({ keys }) });
   }
   // A worker that dies mid-run would halve the capacity unnoticed: fail loudly.
   cluster.on('exit', (worker, code) => {
@@ -38,12 +43,10 @@ function startPrimary() {
 }
 
 function resourceServer() {
-  return {
-    scope: 'api',
-    audience: resource,
-    accessTokenFormat: 'jwt',
-    jwt: { sign: { alg: 'ES256' } },
-  };
+  const server = { scope: 'api', audience: resource, accessTokenFormat: 'jwt' };
+  const alg = env('PEER_JWT_ALG');
+  // Without a `jwt.sign`, the library signs with its default algorithm.
+  return alg === 'RS256' ? server : { ...server, jwt: { sign: { alg } } };
 }
 
 function startWorker() {
@@ -57,12 +60,10 @@ function startWorker() {
         response_types: [],
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_basic',
-        // The library's default is RS256; the only key here is an EC key.
-        id_token_signed_response_alg: 'ES256',
         scope: 'api',
       },
     ],
-    jwks: { keys: [JSON.parse(env('PEER_JWK'))] },
+    jwks: JSON.parse(env('PEER_JWKS')),
     scopes: ['api'],
     features: {
       devInteractions: { enabled: false },
