@@ -41,7 +41,7 @@ class ServedApp:
 
     @property
     def arrivals(self) -> Arrivals:
-        runtime: Runtime = self.app.state.runtime
+        runtime: Runtime = self.app.runtime
         return runtime.arrivals
 
     def start(self) -> None:

@@ -94,7 +94,7 @@ def test_rotation_keeps_old_key_published(
     new_kid = console.run(
         lambda e: rotate_keys(e, sealer, "ES256", settings.token_ttl_max)
     )
-    client.portal.call(client.app.state.runtime.keys.refresh)  # type: ignore[attr-defined]
+    client.portal.call(client.app.runtime.keys.refresh)  # type: ignore[attr-defined]
     new_token = get_token(client, issued)
     assert jwt.get_unverified_header(new_token)["kid"] == new_kid
     assert jwt.get_unverified_header(old_token)["kid"] != new_kid

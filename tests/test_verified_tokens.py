@@ -49,11 +49,11 @@ def other_runtime(tmp_path: Path) -> Iterator[Runtime]:
 
     asyncio.run(migrate())
     with TestClient(create_app(settings)) as other:
-        yield other.app.state.runtime  # type: ignore[attr-defined]
+        yield other.app.runtime  # type: ignore[attr-defined]
 
 
 def _runtime(client: TestClient) -> Runtime:
-    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime: Runtime = client.app.runtime  # type: ignore[attr-defined]
     return runtime
 
 

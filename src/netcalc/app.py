@@ -23,7 +23,7 @@ from netcalc.direct import DirectApp
 from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
 from netcalc.responses import error_body, install_error_handlers, ok
-from netcalc.runtime import Runtime
+from netcalc.runtime import Runtime, runtime_of
 from netcalc.settings import Settings, load_settings
 from netcalc.subnets import routes as subnet_routes
 
@@ -42,8 +42,8 @@ async def _maintain(runtime: Runtime) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-    runtime: Runtime = app.state.runtime
+async def _lifespan(app: DirectApp) -> AsyncIterator[dict[str, Any]]:
+    runtime = app.runtime
     await runtime.keys.start()
     await runtime.revocations.start()
     runtime.usage.start()
@@ -68,7 +68,7 @@ def _operations(app: FastAPI) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
         try:
-            async with request.app.state.runtime.engine.connect() as connection:
+            async with runtime_of(request).engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:
             logger.exception("readiness check could not reach the database")
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> DirectApp:
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    app.state.runtime = Runtime.build(settings)
+    app.runtime = Runtime.build(settings)
     app.state.public_url = settings.issuer
     install_error_handlers(app)
     app.include_router(routes.router)

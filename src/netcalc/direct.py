@@ -16,20 +16,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from netcalc.errors import NetcalcError
-from netcalc.responses import OAuthProblem, raised_error_body
+from netcalc.responses import JSONBody, OAuthProblem, raised_error_body
 from netcalc.security_headers import HEADERS, SecurityHeaders
+
+if TYPE_CHECKING:
+    from netcalc.runtime import Runtime
 
 logger = logging.getLogger("netcalc")
 
-Endpoint = Callable[..., Awaitable[Response]]
+Endpoint = Callable[..., Awaitable[JSONBody]]
 Guard = Callable[[Request], Awaitable[Any]]
 
 
@@ -40,12 +42,12 @@ class DirectRoute:
     endpoint: Endpoint
     guards: dict[str, Guard] = field(default_factory=dict)
 
-    async def answer(self, request: Request) -> Response:
+    async def answer(self, request: Request) -> JSONBody:
         """The route's response, or the contract's answer to what it raised."""
         try:
-            arguments = {
-                name: await check(request) for name, check in self.guards.items()
-            }
+            arguments = {}
+            for name, check in self.guards.items():
+                arguments[name] = await check(request)
             return await self.endpoint(request, **arguments)
         except Exception as exc:
             if not isinstance(exc, (NetcalcError, OAuthProblem)):
@@ -57,6 +59,9 @@ class DirectRoute:
 
 class DirectApp(FastAPI):
     """FastAPI, with a few hot routes answered before its own routing."""
+
+    runtime: Runtime
+    """What every request shares; set by the app factory before serving."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -79,7 +84,13 @@ class DirectApp(FastAPI):
             await self._framework(scope, receive, send)
             return
         scope["app"] = self
-        request = Request(scope, receive)
-        response = await route.answer(request)
-        response.raw_headers.extend(HEADERS)
-        await response(scope, receive, send)
+        response = await route.answer(Request(scope, receive))
+        headers = [*response.raw_headers, *HEADERS]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})

@@ -8,6 +8,7 @@ from functools import partial
 
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
 
 from netcalc.accounts.sessions import ConsoleAuth
 from netcalc.auth.derive import derive_key
@@ -104,3 +105,11 @@ def limit_storage(settings: Settings) -> Storage:
 def secret_hash_key(settings: Settings) -> bytes:
     """The key client secrets are hashed with, for code outside a Runtime."""
     return derive_key(settings.server_secret(), SECRET_HASH_PURPOSE)
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The Runtime of the app serving this request."""
+    # A plain attribute of the app: Starlette's `app.state` finds its
+    # entries through a Python __getattr__, on every request.
+    runtime: Runtime = request.app.runtime
+    return runtime

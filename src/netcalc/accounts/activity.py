@@ -20,7 +20,7 @@ from netcalc.accounts.service import normalise_email
 from netcalc.accounts.sessions import COOKIE_NAME, ConsoleSession
 from netcalc.audit import Event, list_events, record
 from netcalc.errors import UsageError
-from netcalc.runtime import Runtime
+from netcalc.runtime import runtime_of
 
 activity_router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -118,7 +118,7 @@ async def signed_out(
 @activity_router.get("/activity")
 async def activity_page(request: Request) -> Response:
     """The signed-in account's own events, newest first."""
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     session = await runtime.console.sessions.find(request.cookies.get(COOKIE_NAME))
     if session is None or session.account_id is None:
         raise SignInRequired()

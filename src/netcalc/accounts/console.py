@@ -40,7 +40,7 @@ from netcalc.accounts.sessions import COOKIE_NAME, ConsoleSession, OpenedSession
 from netcalc.auth.announcements import client_revoked
 from netcalc.auth.scopes import ACCOUNT_SCOPES
 from netcalc.errors import CsrfRejected, NotFound, TooManyRequests, UsageError, quoted
-from netcalc.runtime import Runtime
+from netcalc.runtime import runtime_of
 
 console_router = APIRouter(route_class=PageRoute, include_in_schema=False)
 console_router.include_router(activity_router)
@@ -62,14 +62,9 @@ class Holder:
         return {"account_email": self.email, "csrf_token": self.csrf_token}
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 async def _session(request: Request) -> ConsoleSession | None:
     cookie = request.cookies.get(COOKIE_NAME)
-    return await _runtime(request).console.sessions.find(cookie)
+    return await runtime_of(request).console.sessions.find(cookie)
 
 
 def _holder(session: ConsoleSession | None) -> Holder:
@@ -83,7 +78,7 @@ async def _posted(request: Request) -> tuple[ConsoleSession, Form]:
     session = await _session(request)
     if session is None:
         raise CsrfRejected()
-    form = await read_form(request, _runtime(request).settings.body_limit)
+    form = await read_form(request, runtime_of(request).settings.body_limit)
     check_csrf(form, session.csrf_token)
     return session, form
 
@@ -127,7 +122,7 @@ async def _visitor_page(request: Request, template: str) -> Response:
         return redirect("/credentials")
     if session is not None:
         return render(template, csrf_token=session.csrf_token, email="", error=None)
-    opened = await _runtime(request).console.sessions.start(None)
+    opened = await runtime_of(request).console.sessions.start(None)
     page = render(template, csrf_token=opened.session.csrf_token, email="", error=None)
     return _with_cookie(request, page, opened)
 
@@ -153,7 +148,7 @@ async def _authenticate(request: Request, email: str, password: str) -> str:
     limits allow. An unknown email fails as a wrong password does, in the
     same time.
     """
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     throttle, address = runtime.console.throttle, _address(request)
     await throttle.check(email, address)
     account = await service.find_account(runtime.engine, email)
@@ -187,7 +182,7 @@ async def sign_in(request: Request) -> Response:
             email=form.get("email"),
             error=error.message,
         )
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     opened = await runtime.console.sessions.start(account_id, replacing=session)
     await signed_in(runtime.engine, account_id, email, _address(request))
     return _with_cookie(request, redirect("/credentials"), opened)
@@ -197,7 +192,7 @@ async def sign_in(request: Request) -> Response:
 async def sign_up(request: Request) -> Response:
     """Create an account and sign it in."""
     session, form = await _posted(request)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     email, password = form.get("email"), form.get("password")
     try:
         if password != form.get("password_again"):
@@ -225,7 +220,7 @@ async def sign_up(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     """End the session and forget its cookie."""
     session, _ = await _posted(request)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     await runtime.console.sessions.end(session)
     await signed_out(runtime.engine, session, _address(request))
     response = redirect("/signin")
@@ -243,7 +238,7 @@ async def sign_out(request: Request) -> Response:
 async def credentials_page(request: Request) -> Response:
     """The account's credentials, oldest first."""
     holder = _holder(await _session(request))
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     rows = await service.list_credentials(runtime.engine, holder.account_id)
     return render(
         "credentials.html",
@@ -267,7 +262,7 @@ def _new_form(
     asked: CredentialsRequest,
     error: str | None = None,
 ) -> Response:
-    settings = _runtime(request).settings
+    settings = runtime_of(request).settings
     return render(
         "new.html",
         400 if error else 200,
@@ -291,7 +286,7 @@ async def new_credentials_page(request: Request) -> Response:
 async def generate_credentials(request: Request) -> Response:
     """Generate credentials and show their secret, this once."""
     holder, form = await _posted_by_holder(request)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     settings = runtime.settings
     asked = CredentialsRequest.from_form(form)
     try:
@@ -344,7 +339,7 @@ def _secret_page(
 
 async def _owned(request: Request, holder: Holder, client_id: str) -> dict[str, Any]:
     """Credentials of this holder's account, or NotFound for any other id."""
-    engine = _runtime(request).engine
+    engine = runtime_of(request).engine
     for row in await service.list_credentials(engine, holder.account_id):
         if row["client_id"] == client_id:
             return row
@@ -360,7 +355,7 @@ async def _confirm_page(request: Request, client_id: str, action: str) -> Respon
         f"{action}.html",
         **holder.chrome(),
         credentials=row,
-        grace=_runtime(request).settings.rotation_grace,
+        grace=runtime_of(request).settings.rotation_grace,
         action=f"/credentials/{quote(client_id)}/{action}",
     )
 
@@ -375,7 +370,7 @@ async def rotate_page(request: Request, client_id: str) -> Response:
 async def rotate(request: Request, client_id: str) -> Response:
     """Issue a new secret; the old one works for the grace period."""
     holder, _ = await _posted_by_holder(request)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     issued = await service.rotate_credentials(
         runtime.engine,
         runtime.secret_hash_key,
@@ -399,7 +394,7 @@ async def revoke_page(request: Request, client_id: str) -> Response:
 async def revoke(request: Request, client_id: str) -> Response:
     """Revoke at once: from now on the credentials and their tokens are refused."""
     holder, _ = await _posted_by_holder(request)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     revoked = await service.revoke_credentials(
         runtime.engine,
         client_id,

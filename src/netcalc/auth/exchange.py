@@ -15,13 +15,7 @@ from netcalc.auth.token_request import TokenRequest, read_token_request
 from netcalc.errors import NetcalcError
 from netcalc.http_body import header, read_body
 from netcalc.observe import observe_token_request
-from netcalc.runtime import Runtime
-
-
-def runtime_of(request: Request) -> Runtime:
-    """The Runtime of the app serving this request."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+from netcalc.runtime import runtime_of
 
 
 def client_address(request: Request) -> str:

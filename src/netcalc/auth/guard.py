@@ -14,6 +14,7 @@ from fastapi import Request
 from netcalc.auth.tokens import AccessToken, verify_token
 from netcalc.errors import BearerMissing, InsufficientScope, InvalidToken
 from netcalc.http_body import header
+from netcalc.runtime import runtime_of
 
 
 def bearer_value(authorization: str | None) -> str:
@@ -28,7 +29,7 @@ def bearer_value(authorization: str | None) -> str:
 
 async def authenticate(request: Request) -> AccessToken:
     """Verify the request's bearer token and that it is still live."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     token = bearer_value(header(request, b"authorization"))
     access = await verify_token(token, runtime.keys, runtime.policy, time.time)
     live = await runtime.revocations.is_live(

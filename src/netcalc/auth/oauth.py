@@ -12,14 +12,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from netcalc.audit import record
 from netcalc.auth.announcements import token_revoked
-from netcalc.auth.exchange import client_address, exchange, runtime_of
+from netcalc.auth.exchange import client_address, exchange
 from netcalc.auth.scopes import ACCOUNT_SCOPES
 from netcalc.auth.store import ClientRecord, revoke_token
 from netcalc.auth.token_request import authenticate_client, parse_body
@@ -28,24 +28,26 @@ from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError, Unexpecte
 from netcalc.http_body import header, read_body
 from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER
 from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
-from netcalc.runtime import Runtime
+from netcalc.runtime import Runtime, runtime_of
 
 router = APIRouter()
 
 logger = logging.getLogger("netcalc")
 
-Route = Callable[[Request], Awaitable[Response]]
+Answer = TypeVar("Answer", bound=Response)
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 """Client authentication methods every endpoint accepts (RFC 6749 §2.3.1)."""
 
 
-def _rfc6749_answers(route: Route) -> Route:
+def _rfc6749_answers(
+    route: Callable[[Request], Awaitable[Answer]],
+) -> Callable[[Request], Awaitable[Answer]]:
     """Raise every failure of `route` as an OAuthProblem, unexpected ones
     too, so that it is answered in the shape of RFC 6749 §5.2."""
 
     @functools.wraps(route)
-    async def answering(request: Request) -> Response:
+    async def answering(request: Request) -> Answer:
         try:
             return await route(request)
         except NetcalcError as error:
@@ -61,7 +63,7 @@ def _rfc6749_answers(route: Route) -> Route:
 
 @router.post("/oauth2/token", openapi_extra=OAUTH_TOKEN_REQUEST)
 @_rfc6749_answers
-async def token(request: Request) -> Response:
+async def token(request: Request) -> JSONBody:
     """The client credentials grant with RFC 6749 §5.1 and §5.2 answers."""
     _, granted = await exchange(request, "/oauth2/token", allow_json=False)
     body = {
@@ -99,7 +101,7 @@ async def _verified(runtime: Runtime, token: str) -> AccessToken | None:
 
 @router.post("/oauth2/introspect", openapi_extra=TOKEN_PARAMETER)
 @_rfc6749_answers
-async def introspect(request: Request) -> Response:
+async def introspect(request: Request) -> JSONBody:
     """RFC 7662: whether a token is active, for its own account's clients only."""
     runtime = runtime_of(request)
     caller, token_value = await _caller_and_token(request)

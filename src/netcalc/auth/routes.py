@@ -5,15 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from netcalc.auth.exchange import exchange, runtime_of
+from netcalc.auth.exchange import exchange
 from netcalc.openapi import TOKEN_REQUEST
 from netcalc.responses import NO_STORE, JSONBody, ok
+from netcalc.runtime import runtime_of
 
 router = APIRouter()
 
 
 @router.post("/api/auth/token", openapi_extra=TOKEN_REQUEST)
-async def token_endpoint(request: Request) -> Response:
+async def token_endpoint(request: Request) -> JSONBody:
     """Exchange client credentials for an access token (CONTRACT §1)."""
     token_request, granted = await exchange(request, "/api/auth/token", allow_json=True)
     token: dict[str, str | int] = {

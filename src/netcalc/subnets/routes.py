@@ -14,7 +14,8 @@ from netcalc.bodies import JSON, media_type, parse_json_object
 from netcalc.errors import MissingHeader
 from netcalc.http_body import header, read_body
 from netcalc.openapi import SUBNET
-from netcalc.responses import ok
+from netcalc.responses import JSONBody, ok
+from netcalc.runtime import runtime_of
 from netcalc.subnets import service
 
 router = APIRouter(prefix="/api/account/subnets")
@@ -27,16 +28,16 @@ Writer = Annotated[AccessToken, Depends(require_scope(SUBNETS_WRITE))]
 
 
 @router.get("")
-async def list_subnets(request: Request, token: Reader) -> Response:
+async def list_subnets(request: Request, token: Reader) -> JSONBody:
     """The caller's saved subnets."""
-    reads = request.app.state.runtime.reads
+    reads = runtime_of(request).reads
     return ok({"subnets": await service.list_subnets(reads, token.account_id)})
 
 
 @router.get("/{subnet_id}")
 async def get_subnet(request: Request, subnet_id: str, token: Reader) -> Response:
     """One saved subnet, as a list of one."""
-    reads = request.app.state.runtime.reads
+    reads = runtime_of(request).reads
     subnet = await service.get_subnet(reads, token.account_id, subnet_id)
     return ok({"subnets": [subnet]})
 
@@ -44,7 +45,7 @@ async def get_subnet(request: Request, subnet_id: str, token: Reader) -> Respons
 @router.post("", openapi_extra=SUBNET)
 async def save_subnet(request: Request, token: Writer) -> Response:
     """Save a subnet from a JSON body."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     if media_type(header(request, b"content-type")) != JSON:
         raise MissingHeader("Send the subnet as application/json.")
     body = await read_body(request, runtime.settings.body_limit)
@@ -56,6 +57,6 @@ async def save_subnet(request: Request, token: Writer) -> Response:
 @router.delete("/{subnet_id}")
 async def delete_subnet(request: Request, subnet_id: str, token: Writer) -> Response:
     """Delete one saved subnet."""
-    engine = request.app.state.runtime.engine
+    engine = runtime_of(request).engine
     await service.delete_subnet(engine, token.account_id, subnet_id)
     return ok()
