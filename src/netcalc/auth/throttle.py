@@ -58,6 +58,10 @@ class FailureThrottle:
 
     async def check(self, client_id: str, address: str) -> None:
         """Raise TooManyRequests when either count is already at its limit."""
+        if self._local and not self._last_failures.any_within_window():
+            # The usual case: no failure here for a whole window, so no key
+            # needs hashing or looking up.
+            return
         for limit, key in self._keys(client_id, address):
             if self._local and not self._last_failures.within_window(key):
                 continue
@@ -89,15 +93,22 @@ class _LastFailures:
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._until: dict[str, float] = {}
+        self._latest = -math.inf
         self._prune_at = _PRUNE_SIZE
 
     def note(self, key: str, limit: RateLimitItem) -> None:
-        self._until[key] = self._clock() + limit.get_expiry()
+        until = self._clock() + limit.get_expiry()
+        self._until[key] = until
+        self._latest = max(self._latest, until)
         if len(self._until) >= self._prune_at:
             self._prune()
 
     def __len__(self) -> int:
         return len(self._until)
+
+    def any_within_window(self) -> bool:
+        """True if any key failed here less than its limit's window ago."""
+        return self._latest > self._clock()
 
     def within_window(self, key: str) -> bool:
         """True if `key` failed here less than its limit's window ago."""
