@@ -187,10 +187,11 @@ def _set_disabled(email: str, disabled: bool) -> None:
         return changed
 
     state = "disabled" if disabled else "enabled"
+    stored = email.strip().lower()
     if _with_database(change):
-        typer.echo(f"{state.capitalize()} {email.strip().lower()}.")
+        typer.echo(f"{state.capitalize()} {stored}.")
     else:
-        typer.echo(f"{email.strip().lower()} was {state} already; nothing changed.")
+        typer.echo(f"{stored} was {state} already; nothing changed.")
 
 
 @accounts_app.command("disable")
