@@ -21,6 +21,7 @@ business (`timeout_keep_alive`, set from NETCALC_KEEP_ALIVE_SECONDS).
 
 The protocol also gathers a response's writes into one (`GatheredWrites`):
 a small answer then costs one send and one wake-up of the client, not two.
+Its response heads are written by `netcalc.http_head.CheckedHeadsCycle`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from netcalc.errors import (
     ServerBusy,
     UriTooLong,
 )
+from netcalc.http_head import CheckedHeadsCycle
 from netcalc.responses import error_body
 from netcalc.security_headers import HEADERS as SECURITY_HEADERS
 from netcalc.settings import Settings, load_settings
@@ -236,6 +238,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             # bare 400; the refusal needs no URL.
             self.url = b"/"
         super().on_headers_complete()
+        if self.cycle is not None:
+            # uvicorn names its cycle class inline; this one only adds a
+            # faster way to write the response head.
+            self.cycle.__class__ = CheckedHeadsCycle
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
