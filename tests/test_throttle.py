@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
+import redis as redis_client
 from limits import parse
+from limits.aio.storage import RedisStorage
 
-from netcalc.auth.throttle import FailureThrottle, _LastFailures
+from netcalc.auth.throttle import FailureThrottle, SharedFailures, _LastFailures
 from netcalc.errors import TooManyRequests
+from tests.services import RedisServer
 
 
 class Clock:
@@ -88,5 +92,93 @@ def test_failures_past_their_window_no_longer_refuse() -> None:
             await throttle.check("nci_a", "192.0.2.1")
         clock.now += 61
         await throttle.check("nci_a", "192.0.2.1")
+
+    asyncio.run(scenario())
+
+
+def _script_runs(server: redis_client.Redis) -> int:
+    """How many Lua scripts Redis has run: each moving-window test is one."""
+    stats = server.info("commandstats")
+    return sum(stats.get(name, {}).get("calls", 0) for name in _SCRIPT_COMMANDS)
+
+
+_SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval")
+
+
+def _shared_throttle(url: str, per_client: str = "2/minute") -> FailureThrottle:
+    """One instance's throttle, with its counts and failure mark in Redis."""
+    return FailureThrottle(
+        parse(per_client),
+        parse("100/minute"),
+        RedisStorage("async+" + url, implementation="redispy"),
+        shared_failures=SharedFailures(url),
+    )
+
+
+@pytest.fixture
+def shared_redis(redis: RedisServer) -> Iterator[redis_client.Redis]:
+    server = redis_client.Redis.from_url(redis.url)
+    server.flushdb()
+    yield server
+    server.close()
+
+
+def test_shared_checks_skip_the_counts_while_no_instance_failed(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    """Without a recent failure anywhere, a check reads one key and runs no
+    moving-window script."""
+    throttle = _shared_throttle(redis.url)
+    before = _script_runs(shared_redis)
+
+    async def scenario() -> None:
+        for _ in range(5):
+            await throttle.check("nci_a", "192.0.2.1")
+        await throttle.close()
+
+    asyncio.run(scenario())
+    assert _script_runs(shared_redis) == before
+    assert shared_redis.exists(SharedFailures.KEY) == 0
+
+
+def test_a_failure_at_one_instance_throttles_a_success_at_another(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    """The other instance has no failure of its own to remember, yet it
+    refuses the caller once the shared count is full."""
+    first, second = _shared_throttle(redis.url), _shared_throttle(redis.url)
+
+    async def scenario() -> None:
+        await first.failed("nci_a", "192.0.2.1")
+        await second.check("nci_a", "192.0.2.1")
+        await first.failed("nci_a", "192.0.2.1")
+        with pytest.raises(TooManyRequests):
+            await second.check("nci_a", "192.0.2.1")
+        before = _script_runs(shared_redis)
+        await second.check("nci_b", "192.0.2.2")
+        # A recent failure anywhere makes every check count again.
+        assert _script_runs(shared_redis) > before
+        await first.close()
+        await second.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_failure_mark_lasts_a_window_after_the_last_failure(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    throttle = _shared_throttle(redis.url, per_client="5/second")
+    marks = SharedFailures(redis.url)
+
+    async def scenario() -> None:
+        await throttle.failed("nci_a", "192.0.2.1")
+        # The longer of the two windows: the per-address minute.
+        assert 55_000 < shared_redis.pttl(SharedFailures.KEY) <= 60_000
+        await marks.mark(1)
+        assert await marks.any_within_window()
+        await asyncio.sleep(1.1)
+        assert not await marks.any_within_window()
+        await throttle.close()
+        await marks.close()
 
     asyncio.run(scenario())

@@ -56,6 +56,7 @@ async def _lifespan(app: DirectApp) -> AsyncIterator[dict[str, Any]]:
         await asyncio.gather(maintenance, return_exceptions=True)
         await runtime.usage.stop()
         await runtime.revocations.stop()
+        await runtime.throttle.close()
         await runtime.reads.dispose()
         await runtime.engine.dispose()
 

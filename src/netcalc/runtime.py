@@ -17,7 +17,7 @@ from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KeySealer
 from netcalc.auth.revocations import Revocations, feed_for
 from netcalc.auth.store import find_client
-from netcalc.auth.throttle import FailureThrottle
+from netcalc.auth.throttle import FailureThrottle, SharedFailures
 from netcalc.auth.tokens import TokenPolicy
 from netcalc.auth.usage import UsageRecorder
 from netcalc.db import Arrivals, Reads, create_engine, reads_for
@@ -56,7 +56,10 @@ class Runtime:
         )
         storage = limit_storage(settings)
         throttle = FailureThrottle(
-            settings.client_limit, settings.address_limit, storage
+            settings.client_limit,
+            settings.address_limit,
+            storage,
+            shared_failures=shared_failures(settings),
         )
         usage = UsageRecorder(engine, settings.usage_flush_seconds)
         arrivals = Arrivals()
@@ -100,6 +103,11 @@ def limit_storage(settings: Settings) -> Storage:
     if settings.redis_url:
         return RedisStorage("async+" + settings.redis_url, implementation="redispy")
     return MemoryStorage()
+
+
+def shared_failures(settings: Settings) -> SharedFailures | None:
+    """The mark of recent failures every instance sees, with Redis."""
+    return SharedFailures(settings.redis_url) if settings.redis_url else None
 
 
 def secret_hash_key(settings: Settings) -> bytes:

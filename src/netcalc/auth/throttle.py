@@ -1,9 +1,9 @@
 """Throttling of failed client authentication (CONTRACT §1).
 
 Failures are counted in a moving window per client id and per remote
-address, with the `limits` package, so a Redis storage can later share the
-counts between instances. Only failures count: a busy, honest client is
-never slowed by its own successes or by anyone else's failures.
+address, with the `limits` package, in this process's memory or in Redis,
+where every instance shares them. Only failures count: a busy, honest
+client is never slowed by its own successes or by anyone else's failures.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from hashlib import sha256
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 from netcalc.errors import TooManyRequests
 
@@ -34,6 +35,7 @@ class FailureThrottle:
         per_address: RateLimitItem,
         storage: Storage | None = None,
         clock: Callable[[], float] = time.time,
+        shared_failures: SharedFailures | None = None,
     ) -> None:
         self._per_client = per_client
         self._per_address = per_address
@@ -45,6 +47,10 @@ class FailureThrottle:
         # of the check. Shared counts include other instances' failures.
         self._local = isinstance(storage, MemoryStorage)
         self._last_failures = _LastFailures(clock)
+        # Shared counts can skip the storage the same way when every
+        # instance marks its failures where the others look.
+        self._shared_failures = shared_failures
+        self._window = max(per_client.get_expiry(), per_address.get_expiry())
 
     def _keys(self, client_id: str, address: str) -> list[tuple[RateLimitItem, str]]:
         return [
@@ -58,9 +64,9 @@ class FailureThrottle:
 
     async def check(self, client_id: str, address: str) -> None:
         """Raise TooManyRequests when either count is already at its limit."""
-        if self._local and not self._last_failures.any_within_window():
-            # The usual case: no failure here for a whole window, so no key
-            # needs hashing or looking up.
+        if not await self._any_recent_failure():
+            # The usual case: no failure for a whole window, so no key needs
+            # hashing or looking up.
             return
         for limit, key in self._keys(client_id, address):
             if self._local and not self._last_failures.within_window(key):
@@ -78,6 +84,10 @@ class FailureThrottle:
         if self._local:
             for limit, key in keys:
                 self._last_failures.note(key, limit)
+        elif self._shared_failures is not None:
+            # Marked before counting: a check that finds no mark ran before
+            # this failure counted.
+            await self._shared_failures.mark(self._window)
         over = [
             (limit, key)
             for limit, key in keys
@@ -85,6 +95,43 @@ class FailureThrottle:
         ]
         if over:
             raise await self._refusal(*over[0])
+
+    async def _any_recent_failure(self) -> bool:
+        if self._local:
+            return self._last_failures.any_within_window()
+        if self._shared_failures is not None:
+            return await self._shared_failures.any_within_window()
+        return True
+
+    async def close(self) -> None:
+        """Let go of the connection the shared failure mark uses, if any."""
+        if self._shared_failures is not None:
+            await self._shared_failures.close()
+
+
+class SharedFailures:
+    """Whether any instance failed an authentication within the longest
+    window, as one Redis key that expires a window after the last failure.
+
+    Reading one key is a plain round trip; testing both moving windows cost
+    two script runs, and it was most of a token request on PostgreSQL.
+    """
+
+    KEY = "netcalc:throttle:recent-failure"
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis = Redis.from_url(redis_url)
+
+    async def mark(self, window_seconds: int) -> None:
+        """Note a failure now; the mark lasts a whole window from now."""
+        await self._redis.set(self.KEY, b"1", ex=window_seconds)
+
+    async def any_within_window(self) -> bool:
+        """True while some instance's last failure is within the window."""
+        return bool(await self._redis.exists(self.KEY))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
 
 class _LastFailures:
