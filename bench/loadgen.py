@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -135,6 +136,22 @@ def measure(
     result = run_wrk(workload, load, load.duration)
     peaks = [peak for pid in pids if (peak := peak_rss_mb(pid)) is not None]
     return replace(result, rss_mb=max(peaks)) if peaks else result
+
+
+def median_result(rounds: list[Result]) -> Result:
+    """One row for a workload measured in several rounds: the median rate and
+    latencies, every failure of every round, and the largest resident set."""
+    rates = [r.requests_per_second for r in rounds]
+    middle = rounds[rates.index(statistics.median_high(rates))]
+    peaks = [r.rss_mb for r in rounds if r.rss_mb is not None]
+    return replace(
+        middle,
+        p50_ms=statistics.median(r.p50_ms for r in rounds),
+        p99_ms=statistics.median(r.p99_ms for r in rounds),
+        non2xx=sum(r.non2xx for r in rounds),
+        socket_errors=sum(r.socket_errors for r in rounds),
+        rss_mb=max(peaks) if peaks else None,
+    )
 
 
 def run_wrk(workload: Workload, load: Load, seconds: int) -> Result:

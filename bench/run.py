@@ -13,14 +13,16 @@ it starts is stopped, and the scratch folder removed, however the run ends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import datastores
@@ -35,6 +37,7 @@ from loadgen import (
     Workload,
     count_instances,
     measure,
+    median_result,
 )
 from peer_servers import WORKERS, bench_peers
 from processes import HOST, BenchError, free_port, server, url, wait_http
@@ -48,6 +51,9 @@ BACKENDS = (SQLITE, POSTGRESQL)
 
 SCALED_OUT = 2
 """How many instances the scaled-out PostgreSQL rows run."""
+
+SIDE_BY_SIDE_ROUNDS = 3
+"""How many times the side-by-side floor and netcalc rows are measured."""
 
 CONNECTIONS_PER_PROCESS = 25
 """PostgreSQL connections one netcalc process may hold: netcalc.db's engine
@@ -211,6 +217,13 @@ def _install_peers() -> peer_install.Installed:
 
 
 def _bench_floor(load: Load, workers: int, log: Path) -> Result:
+    with _floor(workers, log) as measure_floor:
+        return measure_floor(load)
+
+
+@contextlib.contextmanager
+def _floor(workers: int, log: Path) -> Iterator[Callable[[Load], Result]]:
+    """The floor app served for the block's length; yields its measurement."""
     port = free_port()
     command = [
         *(sys.executable, "-m", "uvicorn", "floor:app", "--app-dir", str(BENCH_DIR)),
@@ -232,7 +245,7 @@ def _bench_floor(load: Load, workers: int, log: Path) -> Result:
             workers=workers,
             server=FLOOR,
         )
-        return measure(floor, load, (process.pid,))
+        yield partial(measure, floor, pids=(process.pid,))
 
 
 def _bench_sqlite(options: Options, scratch: Path) -> Section:
@@ -292,18 +305,33 @@ def _bench_side_by_side(options: Options, scratch: Path) -> Section:
     """
     folder = scratch / "side-by-side"
     folder.mkdir()
-    floor = _bench_floor(options.load, WORKERS, folder / "floor.log")
     env = sqlite_env(folder)
-    with deploy("SQLite", env, 1, WORKERS, folder / "logs") as deployment:
+    with (
+        _floor(WORKERS, folder / "floor.log") as measure_floor,
+        deploy("SQLite", env, 1, WORKERS, folder / "logs") as deployment,
+    ):
         workloads = deployment.workloads(False) + deployment.oauth_workloads()
-        results = [deployment.measure(w, options.load) for w in workloads]
+        # In turns, so that the machine's drift during the run reaches the
+        # floor and each workload alike; each row is then a median.
+        rounds = [
+            [
+                measure_floor(options.load),
+                *(deployment.measure(w, options.load) for w in workloads),
+            ]
+            for _ in range(SIDE_BY_SIDE_ROUNDS)
+        ]
+    floor, *results = [median_result(list(row)) for row in zip(*rounds, strict=True)]
     return Section(
         [floor, *results],
         [
             f"Side by side: the floor and netcalc also run with {WORKERS} workers, "
             "like every peer, so that each server uses both cores the same way; "
             "netcalc on a fresh SQLite file. The mix sends one POST /oauth2/token "
-            "per 100 GET /api/account/subnets in each wrk thread."
+            "per 100 GET /api/account/subnets in each wrk thread. These rows "
+            f"are medians of {SIDE_BY_SIDE_ROUNDS} rounds, each measuring the "
+            "floor and then every netcalc workload in turn (failures and socket "
+            "errors are summed, peak RSS is the largest); the peers are measured "
+            "once each."
         ],
         log_notes(
             f"netcalc log, SQLite, {WORKERS} workers", deployment.logs, NETCALC_ERROR
