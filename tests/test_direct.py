@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
@@ -14,8 +16,10 @@ from netcalc import subnets
 from netcalc.accounts.service import IssuedSecret
 from netcalc.app import create_app
 from netcalc.auth import oauth, routes
+from netcalc.calculator import routes as calculator_routes
 from netcalc.direct import DirectApp
 from netcalc.security_headers import HEADERS
+from netcalc.settings import Settings
 from tests.support import Console, token_body
 
 DIRECT = [
@@ -162,3 +166,66 @@ def test_framework_failures_carry_the_security_headers(
     assert response.json()["status"] == "SYSTEM_ERROR"
     for name, value in HEADERS:
         assert response.headers[name.decode()] == value.decode()
+
+
+CALCULATOR_CALLS = [
+    "/api/ip/10.0.0.0/24",
+    "/api/ip/10.0.0.0%2F8?binary=1",
+    "/api/ip/[10.0.0.0/24,192.168.1.0/30]?fields=cidr_notation,network_address",
+    "/api/ip/10.0.0.0/24?binary=0&binary=true&fields=&fields=subnet_bits",
+    "/api/ip/10.0.0.0/24?binary",
+    "/api/ip/10.0.0.0/24/",
+    "/api/ip/10.0.0.0/33",
+    "/api/ip/not-a-subnet",
+    "/api/ip/%E2%82%AC",
+    "/api/ip/10.0.0.0%0a/24",
+    "/api/ip/",
+    "/api/ip",
+]
+
+
+@pytest.fixture
+def framework(settings: Settings) -> Iterator[TestClient]:
+    """The same app with no prefix answered directly: FastAPI routes them."""
+    app = create_app(settings)
+    app.direct_prefixes.clear()
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("url", CALCULATOR_CALLS)
+def test_the_calculator_answers_directly_as_fastapi_does(
+    client: TestClient, framework: TestClient, url: str
+) -> None:
+    """Status, body and headers match FastAPI's own answer, errors included."""
+    direct, routed = client.get(url), framework.get(url)
+    assert direct.status_code == routed.status_code
+    assert direct.content == routed.content
+    assert direct.headers == routed.headers
+
+
+def _scope(method: str, path: str) -> dict[str, Any]:
+    return {"type": "http", "method": method, "path": path}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "direct"),
+    [
+        ("GET", "/api/ip/10.0.0.0/24", True),
+        ("GET", "/api/ip/[10.0.0.0/24]", True),
+        ("GET", "/api/ip/", False),
+        ("GET", "/api/ip", False),
+        ("GET", "/api/ip/10.0.0.0\n/24", False),
+        ("HEAD", "/api/ip/10.0.0.0/24", False),
+        ("POST", "/api/ip/10.0.0.0/24", False),
+        ("GET", "/api/ipx/10.0.0.0/24", False),
+    ],
+)
+def test_the_calculator_prefix_takes_only_what_its_route_would(
+    client: TestClient, method: str, path: str, direct: bool
+) -> None:
+    route = _app(client)._direct_route(_scope(method, path))
+    assert (route is not None) == direct
+    if direct:
+        assert route is not None
+        assert route.endpoint is calculator_routes.calculate

@@ -18,8 +18,9 @@ from netcalc import calculator, subnets
 from netcalc.accounts.console import console_router
 from netcalc.auth import oauth, routes
 from netcalc.auth.store import purge_expired_revocations
+from netcalc.calculator import routes as calculator_routes
 from netcalc.db import Arrivals
-from netcalc.direct import DirectApp
+from netcalc.direct import DirectApp, path_rest, query_value
 from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
 from netcalc.responses import error_body, install_error_handlers, ok
@@ -91,6 +92,14 @@ def _direct_routes(app: DirectApp) -> None:
         "/api/account/subnets",
         subnet_routes.list_subnets,
         token=subnet_routes.can_read,
+    )
+    app.add_direct_prefix(
+        "GET",
+        calculator_routes.PREFIX,
+        calculator_routes.calculate,
+        subnet=path_rest(calculator_routes.PREFIX),
+        binary=query_value("binary"),
+        fields=query_value("fields"),
     )
 
 

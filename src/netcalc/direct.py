@@ -4,8 +4,10 @@ A profile of a token request showed FastAPI's routing, dependency solving
 and middleware layers costing more than reading the credentials and signing
 the token together. The routes registered here are the same route functions
 FastAPI serves and documents; `DirectApp` calls them straight away when the
-method and path match exactly, running their guards itself. Every other
-request, a wrong method or a near-miss path included, goes through FastAPI.
+method and path match exactly, or the method matches and the path extends a
+registered prefix, running their guards and reading their parameters itself.
+Every other request, a wrong method or a near-miss path included, goes
+through FastAPI.
 Both ways answer errors through `netcalc.responses` and add the security
 headers, so a caller cannot tell them apart.
 """
@@ -37,7 +39,8 @@ Guard = Callable[[Request], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class DirectRoute:
-    """A route function and the guards whose results it takes by keyword."""
+    """A route function and the guards (or parameter readers) whose results
+    it takes by keyword."""
 
     endpoint: Endpoint
     guards: dict[str, Guard] = field(default_factory=dict)
@@ -57,6 +60,26 @@ class DirectRoute:
             return raised_error_body(exc)
 
 
+def path_rest(prefix: str) -> Guard:
+    """Reads what follows `prefix` in the path, like FastAPI's `{name:path}`."""
+
+    async def read(request: Request) -> str:
+        path: str = request.scope["path"]
+        return path[len(prefix) :]
+
+    return read
+
+
+def query_value(name: str) -> Guard:
+    """Reads one query parameter as FastAPI reads a `str | None` one: the
+    last value given, or None."""
+
+    async def read(request: Request) -> str | None:
+        return request.query_params.get(name)
+
+    return read
+
+
 class DirectApp(FastAPI):
     """FastAPI, with a few hot routes answered before its own routing."""
 
@@ -66,6 +89,7 @@ class DirectApp(FastAPI):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.direct_routes: dict[tuple[str, str], DirectRoute] = {}
+        self.direct_prefixes: dict[tuple[str, str], DirectRoute] = {}
         # Outside Starlette's outermost error middleware, so that its 500
         # answers get the security headers too.
         self._framework = SecurityHeaders(partial(FastAPI.__call__, self))
@@ -76,10 +100,34 @@ class DirectApp(FastAPI):
         """Answer `method path` with `endpoint`, which FastAPI also routes."""
         self.direct_routes[(method, path)] = DirectRoute(endpoint, guards)
 
+    def add_direct_prefix(
+        self, method: str, prefix: str, endpoint: Endpoint, **guards: Guard
+    ) -> None:
+        """Answer `method` on each path that extends `prefix`, as FastAPI
+        answers its route `prefix{name:path}`."""
+        self.direct_prefixes[(method, prefix)] = DirectRoute(endpoint, guards)
+
+    def _direct_route(self, scope: Scope) -> DirectRoute | None:
+        if scope["type"] != "http":
+            return None
+        method, path = scope["method"], scope["path"]
+        route = self.direct_routes.get((method, path))
+        if route is not None or not self.direct_prefixes:
+            return route
+        for (prefix_method, prefix), candidate in self.direct_prefixes.items():
+            # Starlette's path pattern takes no line break and an empty rest
+            # is another route's: both are left to FastAPI.
+            if (
+                method == prefix_method
+                and path.startswith(prefix)
+                and len(path) > len(prefix)
+                and "\n" not in path
+            ):
+                return candidate
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = None
-        if scope["type"] == "http":
-            route = self.direct_routes.get((scope["method"], scope["path"]))
+        route = self._direct_route(scope)
         if route is None:
             await self._framework(scope, receive, send)
             return

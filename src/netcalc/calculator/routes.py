@@ -14,9 +14,12 @@ from starlette.responses import Response
 
 from netcalc.calculator import ipv4
 from netcalc.errors import NoAddressSpecified
-from netcalc.responses import ok
+from netcalc.responses import JSONBody, ok
 
 router = APIRouter(tags=["calculator"])
+
+PREFIX = "/api/ip/"
+"""What every calculator path starts with; the subnet follows it."""
 
 
 @router.get("/api/ip")
@@ -26,13 +29,13 @@ async def no_subnet() -> Response:
     raise NoAddressSpecified()
 
 
-@router.get("/api/ip/{subnet:path}")
+@router.get(PREFIX + "{subnet:path}")
 async def calculate(
     request: Request,
     subnet: str,
     binary: str | None = None,
     fields: str | None = None,
-) -> Response:
+) -> JSONBody:
     """Describe one subnet, or each of a bracketed list.
 
     `?binary=1|true` adds the binary forms; `?fields=a,b` keeps only those
