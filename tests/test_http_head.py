@@ -23,11 +23,9 @@ from netcalc.http_head import KEPT_FIELDS, checked_field
 from netcalc.http_limits import LimitedHttpProtocol
 from tests.support import free_port
 
-Headers = list[tuple[bytes, bytes]]
-
 JSON_BODY = b'{"status":"OK"}'
 
-ANSWERS: dict[str, tuple[int, Headers, bytes]] = {
+ANSWERS: dict[str, tuple[int, Any, bytes]] = {
     "/json": (
         200,
         [
@@ -56,6 +54,7 @@ ANSWERS: dict[str, tuple[int, Headers, bytes]] = {
     "/not-modified": (304, [(b"etag", b'"1"')], b""),
     "/bad-value": (200, [(b"x-note", b"one\r\ntwo"), (b"content-length", b"0")], b""),
     "/bad-length": (200, [(b"content-length", b"+2")], b"ok"),
+    "/list-pairs": (200, [[b"content-length", b"2"], [b"X-A", bytearray(b"b")]], b"ok"),
 }
 
 

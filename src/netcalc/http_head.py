@@ -42,7 +42,12 @@ def checked_field(field: Field) -> tuple[bytes, int] | None:
     None for a field uvicorn must write itself: one that fails its checks,
     changes the connection or the framing, or carries a session.
     """
-    known = _checked.get(field)
+    try:
+        known = _checked.get(field)
+    except TypeError:
+        # ASGI allows fields as lists, or values as bytearrays: unhashable,
+        # so not kept.
+        return None
     if known is not None:
         return known
     name, value = field
