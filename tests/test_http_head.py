@@ -54,6 +54,14 @@ ANSWERS: dict[str, tuple[int, Any, bytes]] = {
     "/not-modified": (304, [(b"etag", b'"1"')], b""),
     "/bad-value": (200, [(b"x-note", b"one\r\ntwo"), (b"content-length", b"0")], b""),
     "/bad-length": (200, [(b"content-length", b"+2")], b"ok"),
+    "/iterated": (
+        200,
+        [(b"content-length", b"2"), (b"set-cookie", b"session=abc")],
+        b"ok",
+    ),
+    "/status-600": (600, [(b"content-length", b"0")], b""),
+    "/str-name": (200, [("content-length", b"2")], b"ok"),
+    "/huge-length": (200, [(b"content-length", b"9" * 5000)], b"ok"),
     "/list-pairs": (200, [[b"content-length", b"2"], [b"X-A", bytearray(b"b")]], b"ok"),
 }
 
@@ -66,6 +74,8 @@ async def answering_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "lifespan.shutdown.complete"})
         return
     status, headers, body = ANSWERS[scope["path"]]
+    if scope["path"] == "/iterated":
+        headers = iter(headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

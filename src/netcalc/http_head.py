@@ -13,6 +13,8 @@ are fields that fail the checks, so uvicorn still refuses them.
 
 from __future__ import annotations
 
+from typing import cast
+
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -40,17 +42,20 @@ def checked_field(field: Field) -> tuple[bytes, int] | None:
     """The field's encoded line and declared body length, if it may be kept.
 
     None for a field uvicorn must write itself: one that fails its checks,
-    changes the connection or the framing, or carries a session.
+    changes the connection or the framing, carries a session, or is not a
+    pair of bytes (ASGI also allows lists and bytearrays).
     """
     try:
         known = _checked.get(field)
     except TypeError:
-        # ASGI allows fields as lists, or values as bytearrays: unhashable,
-        # so not kept.
         return None
     if known is not None:
         return known
+    if type(field) is not tuple or len(field) != 2:
+        return None
     name, value = field
+    if type(name) is not bytes or type(value) is not bytes:
+        return None
     if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
         return None
     name = name.lower()
@@ -58,13 +63,36 @@ def checked_field(field: Field) -> tuple[bytes, int] | None:
         return None
     length = _NO_LENGTH
     if name == b"content-length":
-        if not value.isdigit():
+        # Plain digits of a sane length; uvicorn judges anything else.
+        if not value.isdigit() or len(value) > _LONGEST_LENGTH:
             return None
         length = int(value)
     if len(_checked) >= KEPT_FIELDS:
         _checked.clear()
     known = _checked[field] = (name + b": " + value + b"\r\n", length)
     return known
+
+
+_LONGEST_LENGTH = 18
+"""Digits of the longest content-length kept; past that is not a real body."""
+
+
+def checked_head(status: object, fields: list[Field]) -> tuple[list[bytes], int] | None:
+    """The status line and encoded fields of a head, and its body length;
+    None if uvicorn must write this head itself."""
+    line = STATUS_LINE.get(status) if type(status) is int else None
+    if line is None:
+        return None
+    head = [line]
+    length = _NO_LENGTH
+    for field in fields:
+        known = checked_field(field)
+        if known is None:
+            return None
+        head.append(known[0])
+        if length == _NO_LENGTH:
+            length = known[1]
+    return head, length
 
 
 class CheckedHeadsCycle(RequestResponseCycle):
@@ -80,16 +108,17 @@ class CheckedHeadsCycle(RequestResponseCycle):
         ):
             await super().send(message)
             return
-        head = [STATUS_LINE[message["status"]]]
-        length = _NO_LENGTH
-        for field in (*self.default_headers, *message.get("headers", ())):
-            known = checked_field(field)
-            if known is None:
-                await super().send(message)
-                return
-            head.append(known[0])
-            if length == _NO_LENGTH:
-                length = known[1]
+        try:
+            # Read once: ASGI allows any iterable, an iterator included.
+            fields = list(message.get("headers", ()))
+        except TypeError:
+            await super().send(message)
+            return
+        checked = checked_head(message["status"], [*self.default_headers, *fields])
+        if checked is None:
+            await super().send(cast(ASGISendEvent, {**message, "headers": fields}))
+            return
+        head, length = checked
         self._write_head(head, message["status"], length)
 
     def _write_head(self, head: list[bytes], status: int, length: int) -> None:
