@@ -7,12 +7,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts import service
@@ -203,3 +205,24 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class ThreadedServer:
+    """An ASGI app under uvicorn on a thread of this process."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run)
+
+    def start(self) -> None:
+        """Start serving; returns once uvicorn listens."""
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            assert self._thread.is_alive(), "uvicorn exited"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=20)

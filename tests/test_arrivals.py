@@ -4,8 +4,6 @@ connection whose earlier answers came from memory."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -17,12 +15,12 @@ from netcalc.db import Arrivals
 from netcalc.http_limits import LimitedHttpProtocol
 from netcalc.runtime import Runtime
 from netcalc.settings import Settings
-from tests.support import Console, free_port
+from tests.support import Console, ThreadedServer, free_port
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-class ServedApp:
+class ServedApp(ThreadedServer):
     """The app under uvicorn with netcalc's protocol, on a thread."""
 
     def __init__(self, settings: Settings) -> None:
@@ -36,25 +34,12 @@ class ServedApp:
             http=LimitedHttpProtocol,
             log_level="warning",
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run)
+        super().__init__(config)
 
     @property
     def arrivals(self) -> Arrivals:
         runtime: Runtime = self.app.runtime
         return runtime.arrivals
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            assert self._thread.is_alive(), "uvicorn exited"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from netcalc import http_head
 from netcalc.http_head import KEPT_FIELDS, checked_field
 from netcalc.http_limits import LimitedHttpProtocol
-from tests.support import free_port
+from tests.support import ThreadedServer, free_port
 
 JSON_BODY = b'{"status":"OK"}'
 
@@ -80,7 +78,7 @@ async def answering_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class Served:
+class Served(ThreadedServer):
     """`answering_app` under uvicorn with one protocol class, on a thread."""
 
     def __init__(self, protocol: type[HttpToolsProtocol]) -> None:
@@ -93,14 +91,8 @@ class Served:
             log_level="critical",
             access_log=False,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            assert self._thread.is_alive(), "uvicorn exited"
-            time.sleep(0.02)
+        super().__init__(config)
+        self.start()
 
     def exchange(self, request: bytes) -> tuple[bytes, bool]:
         """The raw answer to `request`, and whether the server then closed."""
@@ -113,10 +105,6 @@ class Served:
             except TimeoutError:
                 closed = False
         return _without_date(answer), closed
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
 
 
 def _read_answer(sock: socket.socket, *, head_only: bool) -> bytes:
