@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from netcalc.security_headers import HEADERS as SECURITY_HEADERS
 from tests.support import ServerProcess
 
 pytestmark = pytest.mark.server
@@ -284,8 +285,31 @@ def test_pipelined_requests_answered(bounded: ServerProcess) -> None:
 def test_deep_pipeline_refused(bounded: ServerProcess) -> None:
     """HTTP 400 and a close for 5,000 pipelined requests; the server serves on."""
     reply = exchange(bounded, PIPELINE_FLOOD)
-    assert reply == b"" or reply.startswith(b"HTTP/1.1 400 ")
+    assert reply == b"" or answer(reply) == (400, "INVALID_REQUEST")
     assert answer(exchange(bounded, request(b"GET", b"/healthz"))) == (200, "OK")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+    ],
+    ids=["not-http", "header-without-colon", "negative-length"],
+)
+def test_bytes_that_are_not_http_get_the_contracts_json(
+    bounded: ServerProcess, data: bytes
+) -> None:
+    """What the parser refuses is answered 400 INVALID_REQUEST in JSON, with
+    the security headers, and the connection is closed."""
+    reply = exchange(bounded, data)
+    assert answer(reply) == (400, "INVALID_REQUEST")
+    head = reply.partition(b"\r\n\r\n")[0].lower()
+    assert b"content-type: application/json" in head
+    assert b"connection: close" in head
+    for name, value in SECURITY_HEADERS:
+        assert name + b": " + value.lower() in head
 
 
 def test_unused_connection_closed_silently(bounded: ServerProcess) -> None:

@@ -13,7 +13,8 @@ three bounds in the parser itself, with no per-request middleware:
 - past NETCALC_MAX_CONNECTIONS open connections in this process, a new
   connection's request is answered 503 and the connection closed.
 - a connection may pipeline at most PIPELINE_DEPTH requests ahead of the
-  answers; past that uvicorn answers its bare 400 and closes.
+  answers; past that it is answered 400 and closed, like a request that is
+  not HTTP at all.
 
 The answers are the contract's JSON error bodies from `netcalc.responses`,
 with `Connection: close`. Idle keep-alive connections are uvicorn's own
@@ -41,6 +42,7 @@ from uvicorn.server import ServerState
 from netcalc.db import Arrivals
 from netcalc.errors import (
     HeadersTooLarge,
+    InvalidRequest,
     NetcalcError,
     RequestTimeout,
     ServerBusy,
@@ -65,6 +67,8 @@ FIELD_OVERHEAD = 4
 
 PIPELINE_DEPTH = 32
 """Requests one connection may send ahead of the answers (RFC 9112 §9.3.2)."""
+
+_NOT_HTTP = "The request is not valid HTTP/1.1."
 
 GATHER_LIMIT = 65536
 """Bytes gathered into one write before it is sent without waiting."""
@@ -217,10 +221,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             # one read cost each of them a microsecond or more.
             self._arm_deadline()
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers bytes the parser refuses in plain text; the
+        # contract's errors are JSON. `msg` is uvicorn's, already logged.
+        self.transport.write(Refusal(InvalidRequest(_NOT_HTTP)).raw())
+        self.transport.close()
+
     def on_message_begin(self) -> None:
         # Each request parsed ahead of its turn holds a scope, and one read
         # can carry thousands of them. Raising here stops the parser, and
-        # uvicorn answers 400 and closes the connection.
+        # the connection is answered 400 and closed.
         if len(self.pipeline) >= PIPELINE_DEPTH:
             REFUSED.labels("pipeline").inc()
             raise RuntimeError(f"More than {PIPELINE_DEPTH} requests pipelined.")
@@ -235,7 +245,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             REFUSED.labels("head_too_large").inc()
             self.app = Refusal(error)
             # httptools cannot split a URL over 64 KiB and would answer a
-            # bare 400; the refusal needs no URL.
+            # 400; the refusal needs no URL.
             self.url = b"/"
         super().on_headers_complete()
         if self.cycle is not None:
