@@ -20,7 +20,7 @@ from netcalc.auth import oauth, routes
 from netcalc.auth.store import purge_expired_revocations
 from netcalc.calculator import routes as calculator_routes
 from netcalc.db import Arrivals
-from netcalc.direct import DirectApp, path_rest, query_value
+from netcalc.direct import DirectApp, query_value
 from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
 from netcalc.responses import error_body, install_error_handlers, ok
@@ -97,7 +97,7 @@ def _direct_routes(app: DirectApp) -> None:
         "GET",
         calculator_routes.PREFIX,
         calculator_routes.calculate,
-        subnet=path_rest(calculator_routes.PREFIX),
+        rest="subnet",
         binary=query_value("binary"),
         fields=query_value("fields"),
     )

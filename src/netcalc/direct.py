@@ -60,7 +60,7 @@ class DirectRoute:
             return raised_error_body(exc)
 
 
-def path_rest(prefix: str) -> Guard:
+def _path_rest(prefix: str) -> Guard:
     """Reads what follows `prefix` in the path, like FastAPI's `{name:path}`."""
 
     async def read(request: Request) -> str:
@@ -101,10 +101,12 @@ class DirectApp(FastAPI):
         self.direct_routes[(method, path)] = DirectRoute(endpoint, guards)
 
     def add_direct_prefix(
-        self, method: str, prefix: str, endpoint: Endpoint, **guards: Guard
+        self, method: str, prefix: str, endpoint: Endpoint, rest: str, **guards: Guard
     ) -> None:
         """Answer `method` on each path that extends `prefix`, as FastAPI
-        answers its route `prefix{name:path}`."""
+        answers its route `prefix{rest:path}`; the endpoint takes the rest of
+        the path by that name."""
+        guards = {rest: _path_rest(prefix), **guards}
         self.direct_prefixes[(method, prefix)] = DirectRoute(endpoint, guards)
 
     def _direct_route(self, scope: Scope) -> DirectRoute | None:
