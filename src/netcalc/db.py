@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from netcalc.errors import UsageError
+from netcalc.pg_connections import ReadConnections
 
 Query = Select[*tuple[Any, ...]]
 """A Core select built once, with `bindparam` names for its parameters."""
@@ -276,16 +277,15 @@ class PostgresReads:
     and SQLAlchemy's result objects cost several times an indexed read on
     PostgreSQL. Here each statement is compiled once, asyncpg prepares it
     once per connection, and each read runs outside any transaction, so it
-    sees every commit made before it. The pool opens on the first read, on
-    the loop that serves the reads, and replaces a connection the server
-    has dropped.
+    sees every commit made before it. The connections open as reads need
+    them, on the loop that serves the reads, and one the server has dropped
+    is replaced.
     """
 
     def __init__(self, database_url: str) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
-        self._pool: Any = None
-        self._opening = asyncio.Lock()
+        self._connections = ReadConnections(self._dsn, POSTGRES_READ_CONNECTIONS)
 
     async def read(
         self,
@@ -294,43 +294,23 @@ class PostgresReads:
         shape: Callable[[list[Row]], T],
     ) -> T:
         query = _compiled(_POSTGRES, statement)
-        pool = self._pool if self._pool is not None else await self._open()
         arguments = query.arguments(params)
         try:
-            found = await pool.fetch(query.sql, *arguments)
+            found = await self._connections.fetch(query.sql, arguments)
         except _DROPPED:
-            # A read is safe to repeat. Once the server has dropped a
-            # connection, asyncpg notices the closed socket a moment later
-            # and the pool hands out a fresh one.
+            # A read is safe to repeat. Once the server has dropped its
+            # connections, asyncpg notices each closed socket a moment later
+            # and the reads open fresh ones.
             await asyncio.sleep(_RETRY_PAUSE_SECONDS)
-            found = await pool.fetch(query.sql, *arguments)
+            found = await self._connections.fetch(query.sql, arguments)
         return shape([query.typed(row) for row in found])
 
-    async def _open(self) -> Any:
-        async with self._opening:
-            # Reads that arrived while the first opened the pool share it.
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=1,
-                    max_size=POSTGRES_READ_CONNECTIONS,
-                    reset=_nothing_to_reset,
-                )
-        return self._pool
-
     async def dispose(self) -> None:
-        pool, self._pool = self._pool, None
-        # A lock that has waited on one loop cannot wait on the next one.
-        self._opening = asyncio.Lock()
-        if pool is not None:
-            await pool.close()
-
-
-async def _nothing_to_reset(_: Any) -> None:
-    # asyncpg's default reset sends RESET ALL and more on every release: a
-    # round trip per read. These reads are single statements that set no
-    # session state, take no locks and open no cursors.
-    return None
+        # Connections belong to the loop that opened them; a later loop
+        # opens its own.
+        connections = self._connections
+        self._connections = ReadConnections(self._dsn, POSTGRES_READ_CONNECTIONS)
+        await connections.close()
 
 
 _DROPPED = (asyncpg.PostgresConnectionError, asyncpg.InternalClientError)
