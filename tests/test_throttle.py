@@ -182,3 +182,75 @@ def test_the_failure_mark_lasts_a_window_after_the_last_failure(
         await marks.close()
 
     asyncio.run(scenario())
+
+
+def _exists_calls(server: redis_client.Redis) -> int:
+    stats = server.info("commandstats")
+    return int(stats.get("cmdstat_exists", {}).get("calls", 0))
+
+
+def test_checks_that_begin_together_share_one_read(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    marks = SharedFailures(redis.url)
+    before = _exists_calls(shared_redis)
+
+    async def scenario() -> list[bool]:
+        try:
+            return await asyncio.gather(*(marks.any_within_window() for _ in range(10)))
+        finally:
+            await marks.close()
+
+    assert asyncio.run(scenario()) == [False] * 10
+    assert _exists_calls(shared_redis) == before + 1
+
+
+def test_a_check_that_begins_after_a_mark_sees_it_while_an_older_read_is_out(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    """The read already on its way answered for the time before the mark;
+    a check begun after the mark waits for a read of its own."""
+    marks, other_instance = SharedFailures(redis.url), SharedFailures(redis.url)
+    answered = asyncio.Event()
+    read_key = marks._redis.exists
+
+    async def answer_late(key: str) -> int:
+        found = await read_key(key)
+        await answered.wait()
+        return found
+
+    marks._redis.exists = answer_late  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[bool, bool]:
+        earlier = asyncio.create_task(marks.any_within_window())
+        await asyncio.sleep(0.05)
+        await other_instance.mark(60)
+        later = asyncio.create_task(marks.any_within_window())
+        await asyncio.sleep(0.05)
+        answered.set()
+        try:
+            return await earlier, await later
+        finally:
+            await marks.close()
+            await other_instance.close()
+
+    assert asyncio.run(scenario()) == (False, True)
+
+
+def test_a_cancelled_check_leaves_the_others_their_answer(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    marks = SharedFailures(redis.url)
+
+    async def scenario() -> bool:
+        cancelled = asyncio.create_task(marks.any_within_window())
+        kept = asyncio.create_task(marks.any_within_window())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        try:
+            return await kept
+        finally:
+            await marks.close()
+
+    shared_redis.set(SharedFailures.KEY, b"1", ex=60)
+    assert asyncio.run(scenario()) is True

@@ -8,6 +8,7 @@ client is never slowed by its own successes or by anyone else's failures.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -115,12 +116,16 @@ class SharedFailures:
 
     Reading one key is a plain round trip; testing both moving windows cost
     two script runs, and it was most of a token request on PostgreSQL.
+    Checks that begin while a read is on its way share the next one, which
+    is sent after all of them began, so none misses a mark made before it.
     """
 
     KEY = "netcalc:throttle:recent-failure"
 
     def __init__(self, redis_url: str) -> None:
         self._redis = Redis.from_url(redis_url)
+        self._next_answer: asyncio.Future[bool] | None = None
+        self._asker: asyncio.Task[None] | None = None
 
     async def mark(self, window_seconds: int) -> None:
         """Note a failure now; the mark lasts a whole window from now."""
@@ -128,9 +133,26 @@ class SharedFailures:
 
     async def any_within_window(self) -> bool:
         """True while some instance's last failure is within the window."""
-        return bool(await self._redis.exists(self.KEY))
+        answer = self._next_answer
+        if answer is None:
+            loop = asyncio.get_running_loop()
+            answer = self._next_answer = loop.create_future()
+            if self._asker is None or self._asker.done():
+                self._asker = loop.create_task(self._ask())
+        # Shielded: one caller cancelled must not cancel the others' answer.
+        return await asyncio.shield(answer)
+
+    async def _ask(self) -> None:
+        while self._next_answer is not None:
+            answer, self._next_answer = self._next_answer, None
+            try:
+                answer.set_result(bool(await self._redis.exists(self.KEY)))
+            except Exception as error:
+                answer.set_exception(error)
 
     async def close(self) -> None:
+        # A later event loop starts its own reads.
+        self._next_answer = self._asker = None
         await self._redis.aclose()
 
 
