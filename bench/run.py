@@ -55,10 +55,10 @@ SCALED_OUT = 2
 SIDE_BY_SIDE_ROUNDS = 3
 """How many times the side-by-side floor and netcalc rows are measured."""
 
-CONNECTIONS_PER_PROCESS = 25
+CONNECTIONS_PER_PROCESS = 28
 """PostgreSQL connections one netcalc process may hold: netcalc.db's engine
-pool of 10 plus SQLAlchemy's default overflow of 10, and the 5 of the hot
-reads' own pool (netcalc.db.POSTGRES_READ_CONNECTIONS)."""
+pool of 10 plus SQLAlchemy's default overflow of 10, and the 8 of the hot
+reads' own connections (netcalc.db.POSTGRES_READ_CONNECTIONS)."""
 
 
 @dataclass(frozen=True)
