@@ -162,3 +162,20 @@ def test_a_connection_given_back_after_close_is_ended(url: str) -> None:
         assert await until_ended(url, await busy)
 
     asyncio.run(main())
+
+
+def test_a_read_waiting_when_closed_still_answers(url: str) -> None:
+    async def main() -> None:
+        connections = ReadConnections(url, 1)
+        holder = asyncio.create_task(backend(connections, 0.2))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(backend(connections))
+        await asyncio.sleep(0.05)
+        await connections.close()
+        pids = await asyncio.wait_for(
+            asyncio.gather(holder, waiting), HANG_GUARD_SECONDS
+        )
+        for pid in pids:
+            assert await until_ended(url, pid)
+
+    asyncio.run(main())

@@ -42,8 +42,14 @@ class ReadConnections:
         return rows
 
     async def close(self) -> None:
-        """End the idle connections now and the busy ones when given back."""
+        """End the idle connections now and the busy ones when given back.
+
+        Reads still waiting open a connection of their own, ended after them.
+        """
         self._closed = True
+        while (waiter := self._next_waiter()) is not None:
+            self._allotted += 1
+            waiter.set_result(None)
         idle, self._idle = self._idle, []
         self._allotted -= len(idle)
         await asyncio.gather(
