@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -254,3 +255,40 @@ def test_a_cancelled_check_leaves_the_others_their_answer(
 
     shared_redis.set(SharedFailures.KEY, b"1", ex=60)
     assert asyncio.run(scenario()) is True
+
+
+def test_checks_queued_behind_a_failed_read_fail_with_it() -> None:
+    """When Redis does not answer, the checks that waited for the next read
+    are refused with the same error rather than wait as long again."""
+    marks = SharedFailures(f"redis://127.0.0.1:{_unused_port()}/0")
+    reads: list[str] = []
+    release = asyncio.Event()
+    read_key = marks._redis.exists
+
+    async def read_when_released(key: str) -> int:
+        reads.append(key)
+        await release.wait()
+        return await read_key(key)
+
+    marks._redis.exists = read_when_released  # type: ignore[method-assign]
+
+    async def scenario() -> list[BaseException | bool]:
+        earlier = asyncio.create_task(marks.any_within_window())
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(marks.any_within_window())
+        await asyncio.sleep(0.05)
+        release.set()
+        try:
+            return await asyncio.gather(earlier, queued, return_exceptions=True)
+        finally:
+            await marks.close()
+
+    answers = asyncio.run(scenario())
+    assert all(isinstance(answer, redis_client.ConnectionError) for answer in answers)
+    assert len(reads) == 1
+
+
+def _unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -149,6 +149,11 @@ class SharedFailures:
                 answer.set_result(bool(await self._redis.exists(self.KEY)))
             except Exception as error:
                 answer.set_exception(error)
+                # Checks that waited behind a read Redis failed (a timeout is
+                # seconds) fail with it rather than wait as long again.
+                queued, self._next_answer = self._next_answer, None
+                if queued is not None:
+                    queued.set_exception(error)
 
     async def close(self) -> None:
         # A later event loop starts its own reads.
