@@ -149,8 +149,8 @@ class SharedFailures:
                 answer.set_result(bool(await self._redis.exists(self.KEY)))
             except Exception as error:
                 answer.set_exception(error)
-                # Checks that waited behind a read Redis failed (a timeout is
-                # seconds) fail with it rather than wait as long again.
+                # Checks that waited behind a read Redis failed fail with it,
+                # rather than wait seconds more for a timeout of their own.
                 queued, self._next_answer = self._next_answer, None
                 if queued is not None:
                     queued.set_exception(error)
