@@ -333,9 +333,32 @@ def _bench_side_by_side(options: Options, scratch: Path) -> Section:
             "errors are summed, peak RSS is the largest); the peers are measured "
             "once each."
         ],
-        log_notes(
-            f"netcalc log, SQLite, {WORKERS} workers", deployment.logs, NETCALC_ERROR
-        ),
+        [
+            _shares_by_round(rounds),
+            *log_notes(
+                f"netcalc log, SQLite, {WORKERS} workers",
+                deployment.logs,
+                NETCALC_ERROR,
+            ),
+        ],
+    )
+
+
+def _shares_by_round(rounds: list[list[Result]]) -> str:
+    """Each workload's share of the floor, round by round, so that the
+    spread behind a median row shows."""
+    floors = [row[0].requests_per_second for row in rounds]
+    shares = []
+    for measured in zip(*(row[1:] for row in rounds), strict=True):
+        percents = ", ".join(
+            f"{result.requests_per_second / floor:.1%}"
+            for result, floor in zip(measured, floors, strict=True)
+        )
+        shares.append(f"{measured[0].workload.name} {percents}")
+    return (
+        "Side by side, each round's share of that round's floor, in order: "
+        + "; ".join(shares)
+        + "."
     )
 
 
