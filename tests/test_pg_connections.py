@@ -153,18 +153,9 @@ def test_close_ends_the_idle_connections(url: str) -> None:
     asyncio.run(main())
 
 
-def test_a_connection_given_back_after_close_is_ended(url: str) -> None:
-    async def main() -> None:
-        connections = ReadConnections(url, 1)
-        busy = asyncio.create_task(backend(connections, 0.2))
-        await asyncio.sleep(0.05)
-        await connections.close()
-        assert await until_ended(url, await busy)
-
-    asyncio.run(main())
-
-
-def test_a_read_waiting_when_closed_still_answers(url: str) -> None:
+def test_reads_busy_or_waiting_at_close_answer_then_end_their_connections(
+    url: str,
+) -> None:
     async def main() -> None:
         connections = ReadConnections(url, 1)
         holder = asyncio.create_task(backend(connections, 0.2))
