@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ from limits.aio.storage import RedisStorage
 from netcalc.auth.throttle import FailureThrottle, SharedFailures, _LastFailures
 from netcalc.errors import TooManyRequests
 from tests.services import RedisServer
+from tests.support import free_port
 
 
 class Clock:
@@ -260,7 +260,7 @@ def test_a_cancelled_check_leaves_the_others_their_answer(
 def test_checks_queued_behind_a_failed_read_fail_with_it() -> None:
     """When Redis does not answer, the checks that waited for the next read
     are refused with the same error rather than wait as long again."""
-    marks = SharedFailures(f"redis://127.0.0.1:{_unused_port()}/0")
+    marks = SharedFailures(f"redis://127.0.0.1:{free_port()}/0")
     reads: list[str] = []
     release = asyncio.Event()
     read_key = marks._redis.exists
@@ -286,9 +286,3 @@ def test_checks_queued_behind_a_failed_read_fail_with_it() -> None:
     answers = asyncio.run(scenario())
     assert all(isinstance(answer, redis_client.ConnectionError) for answer in answers)
     assert len(reads) == 1
-
-
-def _unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
