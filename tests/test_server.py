@@ -78,6 +78,49 @@ def test_token_verifies_with_pyjwt_from_served_jwks(server: ServerProcess) -> No
     assert claims["client_id"] == claims["sub"]
 
 
+def test_tokens_requested_at_once_each_carry_their_own_client(
+    server: ServerProcess,
+) -> None:
+    """Token requests from two clients sent at once, so that the server signs
+    many in one turn, each get a valid token of their own client."""
+    scopes = ("subnets:read", "subnets:write")
+    clients = [
+        create_credentials(server, f"burst{n}@example.com", "--scope", scope)
+        | {"scope": scope}
+        for n, scope in enumerate(scopes)
+    ]
+
+    async def burst() -> list[tuple[dict[str, Any], str]]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+
+            async def token_of(issued: dict[str, Any]) -> tuple[dict[str, Any], str]:
+                body = {
+                    "client_id": issued["client_id"],
+                    "client_secret": issued["client_secret"],
+                    "grant_type": "client_credentials",
+                }
+                response = await client.post("/api/auth/token", json=body)
+                assert response.status_code == 200, response.text
+                return issued, response.json()["token"]["access_token"]
+
+            return await asyncio.gather(*(token_of(c) for c in clients * 20))
+
+    keys = jwt.PyJWKClient(server.url + "/.well-known/jwks.json")
+    jtis = set()
+    for issued, token in asyncio.run(burst()):
+        claims = jwt.decode(
+            token,
+            keys.get_signing_key_from_jwt(token),
+            algorithms=["ES256"],
+            audience="netcalc",
+            issuer=server.url,
+        )
+        assert claims["client_id"] == issued["client_id"]
+        assert claims["scope"] == issued["scope"]
+        jtis.add(claims["jti"])
+    assert len(jtis) == 40
+
+
 def test_cli_round_trip(server: ServerProcess) -> None:
     """Create, list, rotate and revoke through the CLI, as the contract lists."""
     issued = create_credentials(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from netcalc.auth.client_secrets import is_client_id, is_client_secret, secret_matches
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.scopes import grant_scopes, parse_scope
+from netcalc.auth.signatures import TurnSigner
 from netcalc.auth.store import ClientRecord
 from netcalc.auth.throttle import FailureThrottle
 from netcalc.auth.token_request import ClientAuthentication, TokenRequest
@@ -65,6 +66,7 @@ class ClientCredentialsGrant:
         self._default_ttl = default_ttl
         self._usage = usage
         self._clock = clock
+        self._signer = TurnSigner()
 
     async def authenticate(
         self, presented: ClientAuthentication, address: str
@@ -92,9 +94,10 @@ class ClientCredentialsGrant:
             raise InvalidGrant("The account of these credentials is disabled.")
         scopes = grant_scopes(parse_scope(request.scope), client.scopes)
         ttl = client.token_ttl or self._default_ttl
-        token, jti = issue_token(
+        token, jti = await issue_token(
             self._keys.current,
             self._policy,
+            self._signer,
             client_id=client.client_id,
             account_id=client.account_id,
             scopes=scopes,

@@ -20,6 +20,7 @@ from jwt.utils import base64url_decode, base64url_encode
 
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import SigningKey
+from netcalc.auth.signatures import TurnSigner
 from netcalc.errors import InvalidToken
 
 TOKEN_TYPE = "at+jwt"
@@ -63,9 +64,10 @@ class TokenPolicy:
     leeway: int
 
 
-def issue_token(
+async def issue_token(
     key: SigningKey,
     policy: TokenPolicy,
+    signer: TurnSigner,
     *,
     client_id: str,
     account_id: str,
@@ -88,7 +90,7 @@ def issue_token(
     }
     payload = orjson.dumps(claims)
     signing_input = _header_segment(key) + b"." + base64url_encode(payload)
-    signature = key.sign(signing_input)
+    signature = await signer.sign(key, signing_input)
     return (signing_input + b"." + base64url_encode(signature)).decode(), jti
 
 
