@@ -114,3 +114,31 @@ def test_one_signer_serves_each_new_event_loop(key: RecordingKey) -> None:
     for name in ("first", "second"):
         signature = asyncio.run(ask(signer, key, name))
         assert verifies(key, name.encode(), signature)
+
+
+def test_a_turn_left_on_a_closed_loop_does_not_hold_up_the_next(
+    key: RecordingKey,
+) -> None:
+    """A loop that ended before its turn was signed, as a test client's loop
+    may, leaves the signer signing on the next loop."""
+    signer = TurnSigner()
+    ended = asyncio.new_event_loop()
+
+    def ask_and_go() -> None:
+        asking = ask(signer, key, "left")
+        asking.send(None)
+        asking.close()
+
+    # The loop stops before the callback that would sign the turn runs.
+    ended.call_soon(ask_and_go)
+    ended.call_soon(ended.stop)
+    ended.run_forever()
+    ended.close()
+
+    async def ask_on_the_next_loop() -> bytes:
+        return await asyncio.wait_for(ask(signer, key, "next"), timeout=10)
+
+    signature = asyncio.run(ask_on_the_next_loop())
+
+    assert key.log == ["asked left", "asked next", "signed next"]
+    assert verifies(key, b"next", signature)
