@@ -407,3 +407,24 @@ def test_bits_as_ascii_digits_accepted(
         client, alice, {"network_address": "10.9.8.7", "subnet_bits": "16", "name": "s"}
     )
     assert saved["cidr_notation"] == "10.9.0.0/16"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", SUBNETS, "GET, POST"),
+        ("PATCH", SUBNETS + "/0123456789abcdef", "DELETE, GET"),
+    ],
+)
+def test_a_method_no_route_takes_names_every_method_that_does(
+    client: TestClient, alice: dict[str, str], method: str, path: str, allow: str
+) -> None:
+    """A 405 lists every method answered at the path, not just the first
+    route's, in its Allow header and its message (RFC 9110 §15.5.6)."""
+    response = client.request(method, path, headers=alice)
+    assert response.status_code == 405
+    assert response.json() == {
+        "status": "METHOD_NOT_ALLOWED",
+        "message": f"This endpoint only accepts {allow}.",
+    }
+    assert response.headers["allow"] == allow

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Mount
 
 from netcalc.errors import (
     InvalidRequest,
@@ -117,14 +118,37 @@ async def _raised_error(_: Request, exc: Exception) -> Response:
     return raised_error_body(exc)
 
 
-async def _routing_error(_: Request, error: Exception) -> Response:
+async def _routing_error(request: Request, error: Exception) -> Response:
     exc = cast(HTTPException, error)
     if exc.status_code == 405:
-        allow = (exc.headers or {}).get("Allow", "")
+        allow = _allowed_methods(request) or (exc.headers or {}).get("Allow", "")
         return error_body(MethodNotAllowed(allow))
     if exc.status_code == 404:
         return error_body(NoSuchEndpoint())
     return error_body(InvalidRequest(str(exc.detail)))
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the app's routes answer at this path (RFC 9110 §10.2.1).
+
+    Starlette's own `Allow` names only the methods of the first route whose
+    path matched, so a path served by a GET route and a POST route would
+    claim to take GET alone. Mounts match a path whatever the method, so
+    they cannot say which methods they take.
+    """
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in routes
+        )
+    )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+"""The methods a route may answer, in the order `Allow` lists them."""
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
