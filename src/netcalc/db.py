@@ -8,8 +8,10 @@ PostgreSQL. The schema itself is made only by the Alembic migrations.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import operator
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -110,16 +112,24 @@ def create_engine(url: str) -> AsyncEngine:
     full = async_url(url)
     if not full.startswith("sqlite"):
         return create_async_engine(full, pool_size=10, pool_pre_ping=True)
-    _make_parent(full)
+    _make_private_file(full)
     engine = create_async_engine(full, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
 
-def _make_parent(url: str) -> None:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+def _make_private_file(url: str) -> None:
+    # The file holds password and secret hashes and the sealed signing keys,
+    # so a new one is its owner's alone; SQLite gives its -wal and -shm
+    # files the database file's mode.
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or parsed.query.get("uri"):
+        return
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class Reads(Protocol):

@@ -1,0 +1,58 @@
+"""A new SQLite database and its folder are readable by their owner alone."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+
+from netcalc.db import create_engine
+from netcalc.migrate import upgrade
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_database_is_its_owners_alone(tmp_path: Path) -> None:
+    """The folder made for a new file is 0700, and the file, its write-ahead
+    log and its shared-memory index are 0600 once the schema is written."""
+    database = tmp_path / "data" / "netcalc.db"
+
+    async def migrate_and_keep_open() -> list[int]:
+        engine = create_engine(f"sqlite:///{database}")
+        try:
+            await upgrade(engine)
+            async with engine.connect() as connection:
+                # The write-ahead log and its index exist while a
+                # connection is open.
+                await connection.exec_driver_sql("SELECT 1")
+                return [
+                    mode(Path(f"{database}{suffix}")) for suffix in ("-wal", "-shm")
+                ]
+        finally:
+            await engine.dispose()
+
+    log_modes = asyncio.run(migrate_and_keep_open())
+
+    assert mode(database.parent) == 0o700
+    assert mode(database) == 0o600
+    assert log_modes == [0o600, 0o600]
+
+
+def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
+    """A file the operator made, with a mode of their choosing, is left so."""
+    database = tmp_path / "netcalc.db"
+    database.touch(mode=0o640)
+    database.chmod(0o640)
+
+    async def migrate() -> None:
+        engine = create_engine(f"sqlite:///{database}")
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate())
+
+    assert mode(database) == 0o640
