@@ -117,7 +117,7 @@ def _key_file(path: Path) -> bytes:
         if len(value) < 32:
             raise UsageError(f"The secret key file '{path}' is too short.")
         return value
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48).encode()
     # O_EXCL: when two workers start together only one key is ever written.
     try:

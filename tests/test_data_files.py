@@ -1,4 +1,5 @@
-"""A new SQLite database and its folder are readable by their owner alone."""
+"""New data files, the SQLite database and the generated server secret, and
+the folders made for them, are readable by their owner alone."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from netcalc.db import create_engine
 from netcalc.migrate import upgrade
+from netcalc.settings import Settings
 
 
 def mode(path: Path) -> int:
@@ -56,3 +58,20 @@ def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
     asyncio.run(migrate())
 
     assert mode(database) == 0o640
+
+
+def test_a_generated_server_secret_is_its_owners_alone(tmp_path: Path) -> None:
+    """The key file made when no secret is configured is 0600, in a new 0700
+    folder, and is read back on the next start."""
+    key_file = tmp_path / "keys" / "secret.key"
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'netcalc.db'}",
+        secret_key=None,
+        secret_key_file=key_file,
+    )
+
+    secret = settings.server_secret()
+
+    assert mode(key_file.parent) == 0o700
+    assert mode(key_file) == 0o600
+    assert settings.server_secret() == secret
