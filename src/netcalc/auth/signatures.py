@@ -38,7 +38,7 @@ class TurnSigner:
         self._turn: _Turn | None = None
 
     async def sign(self, key: SigningKey, signing_input: bytes) -> bytes:
-        """The JWS signature of `signing_input`, made at the end of this turn."""
+        """The JWS signature of `signing_input`, made with its batch."""
         loop = asyncio.get_running_loop()
         turn = self._turn
         if turn is None or turn.loop is not loop:
