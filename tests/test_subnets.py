@@ -235,6 +235,7 @@ def test_absent_or_empty_field_is_missing_values(
 
     assert response.status_code == 400
     assert response.json()["status"] == "MISSING_VALUES"
+    assert response.json()["message"].startswith(f"The subnet has no {field}: ")
 
 
 def test_empty_object_is_missing_values(
@@ -244,7 +245,11 @@ def test_empty_object_is_missing_values(
     response = client.post(SUBNETS, json={}, headers=alice)
 
     assert response.status_code == 400
-    assert response.json()["status"] == "MISSING_VALUES"
+    assert response.json() == {
+        "status": "MISSING_VALUES",
+        "message": "The subnet has no network_address, subnet_bits or name: "
+        "send network_address, subnet_bits and name, none of them empty.",
+    }
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,13 @@ def _is_clean_name(name: object) -> bool:
     )
 
 
+def _listed(names: list[str]) -> str:
+    """`a`, `a or b`, `a, b or c`: the names in a sentence."""
+    if len(names) == 1:
+        return names[0]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def new_subnet(fields: dict[str, Any]) -> dict[str, Any]:
     """Validate a subnet to save; the address is normalised to its network."""
     name = fields.get("name")
@@ -71,7 +78,10 @@ def new_subnet(fields: dict[str, Any]) -> dict[str, Any]:
         if value is None or value == ""
     ]
     if missing:
-        raise MissingValues(f"Give {', '.join(missing)}.")
+        raise MissingValues(
+            f"The subnet has no {_listed(missing)}: send network_address, "
+            "subnet_bits and name, none of them empty."
+        )
     if not _is_clean_name(name):
         raise InvalidRequest(
             f"name must be printable text of at most {NAME_LIMIT} characters."
