@@ -252,34 +252,47 @@ def test_empty_object_is_missing_values(
     }
 
 
+ADDRESS_MESSAGE = (
+    "network_address must be an IPv4 address in dotted form, such as 192.168.1.0."
+)
+BITS_MESSAGE = "subnet_bits must be a whole number from 0 to 32."
+
+
 @pytest.mark.parametrize(
-    ("address", "bits"),
+    ("address", "bits", "message"),
     [
-        pytest.param("256.0.0.1", 24, id="octet-256"),
-        pytest.param("abc", 24, id="not-an-address"),
-        pytest.param("10.0.0", 24, id="three-octets"),
-        pytest.param("10.0.0.0/8", 8, id="cidr-in-address"),
-        pytest.param("::1", 24, id="ipv6"),
-        pytest.param(167772160, 24, id="address-as-number"),
-        pytest.param("10.0.0.0", 33, id="bits-33"),
-        pytest.param("10.0.0.0", -1, id="bits-negative"),
-        pytest.param("10.0.0.0", True, id="bits-true"),
-        pytest.param("10.0.0.0", "x", id="bits-text"),
-        pytest.param("10.0.0.0", 24.5, id="bits-fraction"),
-        pytest.param("10.0.0.0", [24], id="bits-array"),
-        pytest.param("10.0.0.0", "\u0662\u0664", id="bits-arabic-indic-digits"),
+        pytest.param("256.0.0.1", 24, ADDRESS_MESSAGE, id="octet-256"),
+        pytest.param("abc", 24, ADDRESS_MESSAGE, id="not-an-address"),
+        pytest.param("10.0.0", 24, ADDRESS_MESSAGE, id="three-octets"),
+        pytest.param("10.0.0.0/8", 8, ADDRESS_MESSAGE, id="cidr-in-address"),
+        pytest.param("::1", 24, ADDRESS_MESSAGE, id="ipv6"),
+        pytest.param(167772160, 24, ADDRESS_MESSAGE, id="address-as-number"),
+        pytest.param("10.0.0.0", 33, BITS_MESSAGE, id="bits-33"),
+        pytest.param("10.0.0.0", -1, BITS_MESSAGE, id="bits-negative"),
+        pytest.param("10.0.0.0", True, BITS_MESSAGE, id="bits-true"),
+        pytest.param("10.0.0.0", "x", BITS_MESSAGE, id="bits-text"),
+        pytest.param("10.0.0.0", 24.5, BITS_MESSAGE, id="bits-fraction"),
+        pytest.param("10.0.0.0", [24], BITS_MESSAGE, id="bits-array"),
+        pytest.param(
+            "10.0.0.0", "\u0662\u0664", BITS_MESSAGE, id="bits-arabic-indic-digits"
+        ),
     ],
 )
 def test_invalid_network_is_refused(
-    client: TestClient, alice: dict[str, str], address: object, bits: object
+    client: TestClient,
+    alice: dict[str, str],
+    address: object,
+    bits: object,
+    message: str,
 ) -> None:
-    """An address or prefix length that is not IPv4 is NETWORK_ADDRESS_INVALID."""
+    """An address or prefix length that is not IPv4 is NETWORK_ADDRESS_INVALID,
+    with a message that names the value at fault."""
     subnet = {"network_address": address, "subnet_bits": bits, "name": "bad"}
 
     response = client.post(SUBNETS, json=subnet, headers=alice)
 
     assert response.status_code == 400
-    assert response.json()["status"] == "NETWORK_ADDRESS_INVALID"
+    assert response.json() == {"status": "NETWORK_ADDRESS_INVALID", "message": message}
     assert client.get(SUBNETS, headers=alice).json()["subnets"] == []
 
 

@@ -33,17 +33,30 @@ _NAMES = tuple(column.key for column in _COLUMNS)
 
 
 def _network(address: object, bits: object) -> ipaddress.IPv4Network:
-    if not isinstance(address, str) or isinstance(bits, bool):
-        raise NetworkAddressInvalid()
-    if isinstance(bits, str) and bits.isascii() and bits.isdigit() and len(bits) <= 2:
-        bits = int(bits)
-    if not isinstance(bits, int) or not 0 <= bits <= 32:
-        raise NetworkAddressInvalid()
+    prefix = _prefix_length(bits)
+    if not isinstance(address, str):
+        raise NetworkAddressInvalid(_NOT_AN_ADDRESS)
     try:
         ipaddress.IPv4Address(address)
-        return ipaddress.IPv4Network(f"{address}/{bits}", strict=False)
     except ValueError:
-        raise NetworkAddressInvalid() from None
+        raise NetworkAddressInvalid(_NOT_AN_ADDRESS) from None
+    return ipaddress.IPv4Network(f"{address}/{prefix}", strict=False)
+
+
+def _prefix_length(bits: object) -> int:
+    # Two ASCII digits as text are taken too; int() alone would also take
+    # other scripts' digits and signs.
+    if isinstance(bits, str) and bits.isascii() and bits.isdigit() and len(bits) <= 2:
+        bits = int(bits)
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= 32:
+        raise NetworkAddressInvalid(_NOT_A_PREFIX_LENGTH)
+    return bits
+
+
+_NOT_AN_ADDRESS = (
+    "network_address must be an IPv4 address in dotted form, such as 192.168.1.0."
+)
+_NOT_A_PREFIX_LENGTH = "subnet_bits must be a whole number from 0 to 32."
 
 
 def _is_clean_name(name: object) -> bool:
