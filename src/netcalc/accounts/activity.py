@@ -55,6 +55,11 @@ def console_actor(email: str) -> str:
     return f"console:{email}"
 
 
+VISITOR_ACTOR = "console:visitor"
+"""The actor of a refused sign-in: someone who proved no account, whatever
+email they typed."""
+
+
 async def signed_in(
     engine: AsyncEngine, account_id: str, email: str, address: str
 ) -> None:
@@ -84,7 +89,7 @@ async def sign_in_refused(
     await record(
         engine,
         "signin.failed",
-        actor=console_actor(subject),
+        actor=VISITOR_ACTOR,
         account_id=account_id,
         subject=subject,
         address=address,
