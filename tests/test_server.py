@@ -262,24 +262,33 @@ def test_keys_rotate_publishes_both_keys(tmp_path: Path) -> None:
 
 
 def test_token_log_line_has_no_secret(server: ServerProcess) -> None:
-    """Each token request logs one JSON line with id and status, never secrets."""
+    """Each token request logs one JSON line with id and status, never secrets;
+    a refused grant_type is logged with the client id that came with it."""
     issued = create_credentials(server, "log@example.com")
     token = get_token(server, issued)
-    httpx.post(
-        server.url + "/api/auth/token",
-        json={
-            "client_id": issued["client_id"],
-            "client_secret": "ncs_wrong",
-            "grant_type": "client_credentials",
-        },
-    )
+    for secret, grant_type in (
+        ("ncs_wrong", "client_credentials"),
+        (issued["client_secret"], "password"),
+    ):
+        httpx.post(
+            server.url + "/api/auth/token",
+            json={
+                "client_id": issued["client_id"],
+                "client_secret": secret,
+                "grant_type": grant_type,
+            },
+        )
     server.stop()
     lines = [
         json.loads(line)
         for line in server.log().splitlines()
         if '"token_request"' in line
     ]
-    assert [line["status"] for line in lines] == ["OK", "INVALID_CREDENTIALS"]
+    assert [line["status"] for line in lines] == [
+        "OK",
+        "INVALID_CREDENTIALS",
+        "INVALID_GRANT_TYPE",
+    ]
     assert all(line["client_id"] == issued["client_id"] for line in lines)
     assert all("latency_ms" in line and line["remote_addr"] for line in lines)
     log = server.log()

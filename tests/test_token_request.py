@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netcalc.auth.token_request import basic_credentials, read_token_request
+from netcalc.auth.token_request import (
+    TokenRequest,
+    authenticate_client,
+    basic_credentials,
+    parse_body,
+    token_request_of,
+)
 from netcalc.errors import (
     InvalidGrantType,
     InvalidRequest,
@@ -27,6 +33,14 @@ GOOD = {
     "client_secret": "secret",
     "grant_type": "client_credentials",
 }
+
+
+def read_token_request(
+    content_type: str | None, body: bytes, authorization: str | None
+) -> TokenRequest:
+    """A token request read in the steps and order the token endpoints take."""
+    fields = parse_body(content_type, body, allow_json=True)
+    return token_request_of(fields, authenticate_client(fields, authorization))
 
 
 def basic(client_id: str, secret: str) -> str:

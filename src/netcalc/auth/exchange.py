@@ -11,7 +11,12 @@ import time
 from starlette.requests import Request
 
 from netcalc.auth.grant import GrantedToken
-from netcalc.auth.token_request import TokenRequest, read_token_request
+from netcalc.auth.token_request import (
+    TokenRequest,
+    authenticate_client,
+    parse_body,
+    token_request_of,
+)
 from netcalc.errors import NetcalcError
 from netcalc.http_body import header, read_body
 from netcalc.observe import observe_token_request
@@ -36,13 +41,13 @@ async def exchange(
     status = "OK"
     try:
         body = await read_body(request, runtime.settings.body_limit)
-        token_request = read_token_request(
-            header(request, b"content-type"),
-            body,
-            header(request, b"authorization"),
-            allow_json=allow_json,
-        )
-        client_id = token_request.client_id
+        content_type = header(request, b"content-type")
+        fields = parse_body(content_type, body, allow_json=allow_json)
+        client = authenticate_client(fields, header(request, b"authorization"))
+        # Known before the grant_type check, so that its refusal is logged
+        # with the client that sent it.
+        client_id = client.client_id
+        token_request = token_request_of(fields, client)
         granted = await runtime.grant.grant(token_request, address)
     except NetcalcError as error:
         status = error.status

@@ -138,16 +138,12 @@ def authenticate_client(
     return ClientAuthentication(client_id, client_secret, basic is not None)
 
 
-def read_token_request(
-    content_type: str | None,
-    body: bytes,
-    authorization: str | None,
-    *,
-    allow_json: bool = True,
+def token_request_of(
+    fields: dict[str, str], client: ClientAuthentication
 ) -> TokenRequest:
-    """Check a token request in the order of CONTRACT §1, up to grant_type."""
-    fields = parse_body(content_type, body, allow_json=allow_json)
-    client = authenticate_client(fields, authorization)
+    """The token request of a client whose credentials are read, once its
+    grant_type is checked; the last step of CONTRACT §1's reading order,
+    after parse_body and authenticate_client."""
     grant_type = fields.get("grant_type")
     if grant_type is None:
         raise MissingGrantType()
