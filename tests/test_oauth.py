@@ -409,6 +409,9 @@ def test_example_service_guarded_by_the_kit(
         refused = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
         assert refused.status_code == 401
         assert "invalid_token" in refused.headers["www-authenticate"]
+        assert refused.json()["detail"].startswith(
+            "The issuer reports the token inactive: it was revoked, or "
+        )
     finally:
         service.stop()
 

@@ -123,7 +123,10 @@ class TokenGuard:
         if claims["iat"] > self._clock() + self._leeway:
             raise _invalid("The token was issued in the future.")
         if self._introspection and not await self._active(token, self._introspection):
-            raise _invalid("The token is no longer active.")
+            raise _invalid(
+                "The issuer reports the token inactive: it was revoked, or it "
+                "belongs to another account than the introspection credentials."
+            )
         return claims
 
     async def _checked_key(self, header: dict[str, Any]) -> jwt.PyJWK:
