@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,27 @@ def test_cli_round_trip(server: ServerProcess) -> None:
     assert revoked.returncode == 0
     listed = server.cli("credentials", "list", "--account", "cli@example.com", "--json")
     assert json.loads(listed.stdout)[0]["status"] == "revoked"
+
+
+def test_cli_rotate_says_until_when_the_old_secret_works(
+    server: ServerProcess,
+) -> None:
+    """Rotating says when the previous secret stops, to the second, or that it
+    stopped already when there is no grace."""
+    issued = create_credentials(server, "grace@example.com")
+
+    graced = server.cli("credentials", "rotate", issued["client_id"], "--grace", "60")
+    assert graced.returncode == 0, graced.stderr
+    (line,) = [x for x in graced.stdout.splitlines() if x.startswith("The previous")]
+    assert re.fullmatch(
+        r"The previous secret keeps working until "
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\.",
+        line,
+    )
+
+    ended = server.cli("credentials", "rotate", issued["client_id"], "--grace", "0")
+    assert ended.returncode == 0, ended.stderr
+    assert "The previous secret no longer works." in ended.stdout.splitlines()
 
 
 def test_credentials_table_shows_lifetime_and_grace(server: ServerProcess) -> None:

@@ -95,17 +95,19 @@ def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
 
 
-def _print_secret(issued: service.IssuedSecret, as_json: bool) -> None:
+def _print_secret(
+    issued: service.IssuedSecret, as_json: bool, *, rotated: bool = False
+) -> None:
     if as_json:
         _print_json(issued.as_dict())
         return
     typer.echo(f"client_id:     {issued.client_id}")
     typer.echo(f"client_secret: {issued.client_secret}")
     if issued.previous_secret_expires_at:
-        typer.echo(
-            "The previous secret keeps working until "
-            f"{issued.previous_secret_expires_at.isoformat()}."
-        )
+        until = issued.previous_secret_expires_at.isoformat(timespec="seconds")
+        typer.echo(f"The previous secret keeps working until {until}.")
+    elif rotated:
+        typer.echo("The previous secret no longer works.")
     typer.echo("Store the secret now: it is shown only this once.", err=True)
 
 
@@ -325,7 +327,7 @@ def credentials_rotate(
             grace=settings.rotation_grace if grace is None else grace,
         )
 
-    _print_secret(_with_database(rotate), as_json)
+    _print_secret(_with_database(rotate), as_json, rotated=True)
 
 
 @keys_app.command("rotate")
