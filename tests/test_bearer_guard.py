@@ -222,8 +222,10 @@ def test_bearer_scheme_is_case_insensitive(
     ],
 )
 def test_malformed_token_is_invalid(client: TestClient, bad_token: str) -> None:
-    """A bearer value that is not a JWT is refused as invalid_token."""
-    assert_invalid_token(call(client, "GET", bearer(bad_token)), bad_token)
+    """A bearer value that is not a JWT is refused as invalid_token, saying so."""
+    response = call(client, "GET", bearer(bad_token))
+    assert_invalid_token(response, bad_token)
+    assert response.json()["message"] == "The access token is not a well-formed JWT."
 
 
 def test_truncated_token_is_invalid(client: TestClient, token: str) -> None:

@@ -124,9 +124,9 @@ async def _verify_signature(token: str, keys: KeyRing) -> dict[str, Any]:
         header_segment, payload_segment, signature = _segments(token)
         header = json.loads(base64url_decode(header_segment))
     except ValueError:
-        raise InvalidToken("The access token is not a JWT.") from None
+        raise InvalidToken("The access token is not a well-formed JWT.") from None
     if not isinstance(header, dict):
-        raise InvalidToken("The access token is not a JWT.")
+        raise InvalidToken("The access token is not a well-formed JWT.")
     key = await _key_for(header, keys)
     signing_input = header_segment + b"." + payload_segment
     if not _ALGORITHMS[key.alg].verify(signing_input, key.public_key, signature):
