@@ -167,6 +167,25 @@ def test_security_headers_on_every_response(client: TestClient, path: str) -> No
     assert response.headers["x-frame-options"] == "DENY"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/signin", "GET, POST"),
+        ("POST", "/static/console.css", "GET, HEAD"),
+        # Under the static mount, not the app's sign-in page it ends like.
+        ("POST", "/static/signin", "GET, HEAD"),
+    ],
+)
+def test_a_refused_method_is_answered_with_the_methods_of_that_path(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    """405 names the methods served at the path itself, pages and static
+    files alike."""
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+
+
 def test_pages_are_never_cached(client: TestClient) -> None:
     """Console pages answer Cache-Control: no-store."""
     response = client.get("/signin")

@@ -137,11 +137,16 @@ def _allowed_methods(request: Request) -> str:
     they cannot say which methods they take.
     """
     routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    # Inside a mount the scope's root_path has grown by the mount's prefix;
+    # the app's own routes match against the app's root path.
+    scope = request.scope
+    root_path = scope.get("app_root_path", scope.get("root_path", ""))
+    app_scope = {**scope, "root_path": root_path}
     return ", ".join(
         method
         for method in _METHODS
         if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            route.matches({**app_scope, "method": method})[0] == Match.FULL
             for route in routes
         )
     )
