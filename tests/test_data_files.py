@@ -1,5 +1,5 @@
 """New data files, the SQLite database and the generated server secret, and
-the folders made for them, are readable by their owner alone."""
+the folder made to hold each, are their owner's alone."""
 
 from __future__ import annotations
 

@@ -410,7 +410,7 @@ def test_example_service_guarded_by_the_kit(
         assert refused.status_code == 401
         assert "invalid_token" in refused.headers["www-authenticate"]
         assert refused.json()["detail"].startswith(
-            "The issuer reports the token inactive: it was revoked, or "
+            "The issuer reports the token inactive: revoked, "
         )
     finally:
         service.stop()

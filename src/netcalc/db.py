@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import asbool
 
 from netcalc.errors import UsageError
 from netcalc.pg_connections import ReadConnections
@@ -124,7 +125,8 @@ def _make_private_file(url: str) -> None:
     # files the database file's mode.
     parsed = make_url(url)
     database = parsed.database
-    if not database or database == ":memory:" or parsed.query.get("uri"):
+    # A `uri=true` database is named by a URI, which is not a file path.
+    if not database or database == ":memory:" or asbool(parsed.query.get("uri")):
         return
     path = Path(database)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -124,8 +124,9 @@ class TokenGuard:
             raise _invalid("The token was issued in the future.")
         if self._introspection and not await self._active(token, self._introspection):
             raise _invalid(
-                "The issuer reports the token inactive: it was revoked, or it "
-                "belongs to another account than the introspection credentials."
+                "The issuer reports the token inactive: revoked, expired by "
+                "the issuer's clock, from credentials or an account switched "
+                "off, or of another account than the introspection credentials."
             )
         return claims
 

@@ -56,8 +56,8 @@ def console_actor(email: str) -> str:
 
 
 VISITOR_ACTOR = "console:visitor"
-"""The actor of a refused sign-in: someone who proved no account, whatever
-email they typed."""
+"""The actor of a refused sign-in: someone not signed in, whatever email
+they typed."""
 
 
 async def signed_in(
