@@ -297,7 +297,7 @@ class PostgresReads:
     def __init__(self, database_url: str) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
-        self._connections = ReadConnections(self._dsn, POSTGRES_READ_CONNECTIONS)
+        self._connections = self._new_connections()
 
     async def read(
         self,
@@ -320,9 +320,11 @@ class PostgresReads:
     async def dispose(self) -> None:
         # Connections belong to the loop that opened them; a later loop
         # opens its own.
-        connections = self._connections
-        self._connections = ReadConnections(self._dsn, POSTGRES_READ_CONNECTIONS)
+        connections, self._connections = self._connections, self._new_connections()
         await connections.close()
+
+    def _new_connections(self) -> ReadConnections:
+        return ReadConnections(self._dsn, POSTGRES_READ_CONNECTIONS)
 
 
 _DROPPED = (asyncpg.PostgresConnectionError, asyncpg.InternalClientError)
