@@ -29,16 +29,18 @@ HEADERS = [
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """Answer every HTTP request with `BODY`; take part in the lifespan."""
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await lifespan(receive, send)
         return
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": BODY})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    # The protocol is two messages, startup then shutdown. Answering them
-    # keeps uvicorn from logging that the app lacks lifespan support, so the
-    # floor's log stays as quiet as netcalc's.
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Answer the lifespan protocol's two messages, startup then shutdown.
+
+    Answering them keeps uvicorn from logging that the app lacks lifespan
+    support, so a floor's log stays as quiet as netcalc's.
+    """
     await receive()
     await send({"type": "lifespan.startup.complete"})
     await receive()

@@ -50,6 +50,9 @@ class Load:
 FLOOR = "floor"
 """The `server` of the floor rows."""
 
+SIGNING_FLOOR = "signing floor"
+"""The `server` of the signing floor rows (`signing_floor.py`)."""
+
 NETCALC = "netcalc"
 """The `server` of netcalc's rows."""
 

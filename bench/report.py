@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from loadgen import FLOOR, NETCALC, TOKEN, Load, Result
+from loadgen import FLOOR, NETCALC, SIGNING_FLOOR, TOKEN, Load, Result
 
 NETCALC_ERROR = re.compile(r'Traceback|"level": "(error|critical)"|^(ERROR|CRITICAL):')
 """A netcalc log line that reports a failure, in structlog's or uvicorn's form."""
@@ -118,15 +118,24 @@ def _against_peers(results: list[Result]) -> list[str]:
     floor = _floor_row(results, ours[0].workload.workers)
     head = ["against", "its requests/s", *(_column(r) for r in ours)]
     rows = [f"| {' | '.join(head)} |", f"|---|{'--:|' * (len(head) - 1)}"]
-    label = f"floor, {floor.workload.workers} workers"
-    rows.append(_ratio_row(label, floor, ours, share=True))
+    for base in (floor, *_signing_floors(results, floor.workload.workers)):
+        label = f"{base.workload.server}, {base.workload.workers} workers"
+        rows.append(_ratio_row(label, base, ours, share=True))
     rows += [_ratio_row(_short(p), p, ours, share=False) for p in peers]
     return [
-        "netcalc's token issuance against the floor (as a share of its "
+        "netcalc's token issuance against the floors (as a share of their "
         "requests/s) and against each peer (as a multiple: above 1 means netcalc "
         "answered more):",
         "",
         *rows,
+    ]
+
+
+def _signing_floors(results: list[Result], workers: int) -> list[Result]:
+    return [
+        r
+        for r in results
+        if r.workload.server == SIGNING_FLOOR and r.workload.workers == workers
     ]
 
 

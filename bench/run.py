@@ -31,6 +31,7 @@ from instances import deploy, shared_env, sqlite_env
 from loadgen import (
     BENCH_DIR,
     FLOOR,
+    SIGNING_FLOOR,
     Load,
     Result,
     Section,
@@ -224,19 +225,7 @@ def _bench_floor(load: Load, workers: int, log: Path) -> Result:
 @contextlib.contextmanager
 def _floor(workers: int, log: Path) -> Iterator[Callable[[Load], Result]]:
     """The floor app served for the block's length; yields its measurement."""
-    port = free_port()
-    command = [
-        *(sys.executable, "-m", "uvicorn", "floor:app", "--app-dir", str(BENCH_DIR)),
-        *("--host", HOST, "--port", str(port), "--workers", str(workers)),
-        # netcalc's own protocol (httptools with its bounds and gathered
-        # writes), so that the floor differs from netcalc only in the app.
-        *("--loop", "uvloop", "--http", "netcalc.http_limits:LimitedHttpProtocol"),
-        "--no-access-log",
-        *("--no-server-header", "--log-level", "warning", "--timeout-keep-alive", "30"),
-    ]
-    with server(command, dict(os.environ), log) as process:
-        address = url(port, "/")
-        wait_http(address, process, log)
+    with _bare_app("floor:app", workers, log) as (address, pid):
         floor = Workload(
             'floor: bare ASGI {"status":"OK"}',
             (address,),
@@ -245,7 +234,45 @@ def _floor(workers: int, log: Path) -> Iterator[Callable[[Load], Result]]:
             workers=workers,
             server=FLOOR,
         )
-        yield partial(measure, floor, pids=(process.pid,))
+        yield partial(measure, floor, pids=(pid,))
+
+
+@contextlib.contextmanager
+def _signing_floor(
+    workers: int, log: Path, token_body: str
+) -> Iterator[Callable[[Load], Result]]:
+    """The signing floor app served for the block's length, sent the same
+    token requests as netcalc; yields its measurement."""
+    with _bare_app("signing_floor:app", workers, log) as (address, pid):
+        signing_floor = Workload(
+            "floor + signature: bare ASGI, a new ES256 token each",
+            (address,),
+            "token.lua",
+            "none",
+            env={"BENCH_TOKEN_BODY": token_body},
+            workers=workers,
+            server=SIGNING_FLOOR,
+        )
+        yield partial(measure, signing_floor, pids=(pid,))
+
+
+@contextlib.contextmanager
+def _bare_app(target: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
+    """A bench app served on netcalc's stack; yields its URL and process id."""
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "uvicorn", target, "--app-dir", str(BENCH_DIR)),
+        *("--host", HOST, "--port", str(port), "--workers", str(workers)),
+        # netcalc's own protocol (httptools with its bounds and gathered
+        # writes), so that a floor differs from netcalc only in the app.
+        *("--loop", "uvloop", "--http", "netcalc.http_limits:LimitedHttpProtocol"),
+        "--no-access-log",
+        *("--no-server-header", "--log-level", "warning", "--timeout-keep-alive", "30"),
+    ]
+    with server(command, dict(os.environ), log) as process:
+        address = url(port, "/")
+        wait_http(address, process, log)
+        yield address, process.pid
 
 
 def _bench_sqlite(options: Options, scratch: Path) -> Section:
@@ -309,13 +336,17 @@ def _bench_side_by_side(options: Options, scratch: Path) -> Section:
     with (
         _floor(WORKERS, folder / "floor.log") as measure_floor,
         deploy("SQLite", env, 1, WORKERS, folder / "logs") as deployment,
+        _signing_floor(
+            WORKERS, folder / "signing-floor.log", deployment.token_body
+        ) as measure_signing_floor,
     ):
         workloads = deployment.workloads(False) + deployment.oauth_workloads()
         # In turns, so that the machine's drift during the run reaches the
-        # floor and each workload alike; each row is then a median.
+        # floors and each workload alike; each row is then a median.
         rounds = [
             [
                 measure_floor(options.load),
+                measure_signing_floor(options.load),
                 *(deployment.measure(w, options.load) for w in workloads),
             ]
             for _ in range(SIDE_BY_SIDE_ROUNDS)
@@ -326,12 +357,15 @@ def _bench_side_by_side(options: Options, scratch: Path) -> Section:
         [
             f"Side by side: the floor and netcalc also run with {WORKERS} workers, "
             "like every peer, so that each server uses both cores the same way; "
-            "netcalc on a fresh SQLite file. The mix sends one POST /oauth2/token "
-            "per 100 GET /api/account/subnets in each wrk thread. These rows "
-            f"are medians of {SIDE_BY_SIDE_ROUNDS} rounds, each measuring the "
-            "floor and then every netcalc workload in turn (failures and socket "
-            "errors are summed, peak RSS is the largest); the peers are measured "
-            "once each."
+            "netcalc on a fresh SQLite file. So does the signing floor "
+            "(`bench/signing_floor.py`): the floor app, sent netcalc's token "
+            "requests, answering each with a new ES256 token from netcalc's own "
+            "issuing code and doing nothing else. The mix sends one POST "
+            "/oauth2/token per 100 GET /api/account/subnets in each wrk thread. "
+            f"These rows are medians of {SIDE_BY_SIDE_ROUNDS} rounds, each "
+            "measuring the floor, the signing floor, then every netcalc workload "
+            "in turn (failures and socket errors are summed, peak RSS is the "
+            "largest); the peers are measured once each."
         ],
         [
             _shares_by_round(rounds),
