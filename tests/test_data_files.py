@@ -16,18 +16,15 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_a_new_database_is_its_owners_alone(tmp_path: Path) -> None:
-    """The folder made for a new file is 0700, and the file, its write-ahead
-    log and its shared-memory index are 0600 once the schema is written."""
-    database = tmp_path / "data" / "netcalc.db"
+def migrate(database: Path) -> list[int]:
+    """Write the schema into `database`; the modes of its write-ahead log and
+    shared-memory index, which exist while a connection is open."""
 
     async def migrate_and_keep_open() -> list[int]:
         engine = create_engine(f"sqlite:///{database}")
         try:
             await upgrade(engine)
             async with engine.connect() as connection:
-                # The write-ahead log and its index exist while a
-                # connection is open.
                 await connection.exec_driver_sql("SELECT 1")
                 return [
                     mode(Path(f"{database}{suffix}")) for suffix in ("-wal", "-shm")
@@ -35,7 +32,15 @@ def test_a_new_database_is_its_owners_alone(tmp_path: Path) -> None:
         finally:
             await engine.dispose()
 
-    log_modes = asyncio.run(migrate_and_keep_open())
+    return asyncio.run(migrate_and_keep_open())
+
+
+def test_a_new_database_is_its_owners_alone(tmp_path: Path) -> None:
+    """The folder made for a new file is 0700, and the file, its write-ahead
+    log and its shared-memory index are 0600 once the schema is written."""
+    database = tmp_path / "data" / "netcalc.db"
+
+    log_modes = migrate(database)
 
     assert mode(database.parent) == 0o700
     assert mode(database) == 0o600
@@ -43,21 +48,16 @@ def test_a_new_database_is_its_owners_alone(tmp_path: Path) -> None:
 
 
 def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
-    """A file the operator made, with a mode of their choosing, is left so."""
+    """A file the operator made, with a mode of their choosing, is left so,
+    and its write-ahead log and index follow it."""
     database = tmp_path / "netcalc.db"
     database.touch(mode=0o640)
     database.chmod(0o640)
 
-    async def migrate() -> None:
-        engine = create_engine(f"sqlite:///{database}")
-        try:
-            await upgrade(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(migrate())
+    log_modes = migrate(database)
 
     assert mode(database) == 0o640
+    assert log_modes == [0o640, 0o640]
 
 
 def test_a_generated_server_secret_is_its_owners_alone(tmp_path: Path) -> None:

@@ -305,7 +305,9 @@ class NetworkAddressInvalid(NetcalcError):
 
     status = "NETWORK_ADDRESS_INVALID"
     http_status = 400
-    default_message = "network_address must be an IPv4 address and subnet_bits 0-32."
+    default_message = (
+        "network_address must be an IPv4 address in dotted form, such as 192.168.1.0."
+    )
 
 
 class NoAddressSpecified(NetcalcError):

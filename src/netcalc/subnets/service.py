@@ -35,11 +35,11 @@ _NAMES = tuple(column.key for column in _COLUMNS)
 def _network(address: object, bits: object) -> ipaddress.IPv4Network:
     prefix = _prefix_length(bits)
     if not isinstance(address, str):
-        raise NetworkAddressInvalid(_NOT_AN_ADDRESS)
+        raise NetworkAddressInvalid()
     try:
         ipaddress.IPv4Address(address)
     except ValueError:
-        raise NetworkAddressInvalid(_NOT_AN_ADDRESS) from None
+        raise NetworkAddressInvalid() from None
     return ipaddress.IPv4Network(f"{address}/{prefix}", strict=False)
 
 
@@ -53,9 +53,6 @@ def _prefix_length(bits: object) -> int:
     return bits
 
 
-_NOT_AN_ADDRESS = (
-    "network_address must be an IPv4 address in dotted form, such as 192.168.1.0."
-)
 _NOT_A_PREFIX_LENGTH = "subnet_bits must be a whole number from 0 to 32."
 
 
