@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -222,47 +222,48 @@ def _bench_floor(load: Load, workers: int, log: Path) -> Result:
         return measure_floor(load)
 
 
-@contextlib.contextmanager
-def _floor(workers: int, log: Path) -> Iterator[Callable[[Load], Result]]:
+def _floor(
+    workers: int, log: Path
+) -> contextlib.AbstractContextManager[Callable[[Load], Result]]:
     """The floor app served for the block's length; yields its measurement."""
-    with _bare_app("floor:app", workers, log) as (address, pid):
-        floor = Workload(
-            'floor: bare ASGI {"status":"OK"}',
-            (address,),
-            "common.lua",
-            "none",
-            workers=workers,
-            server=FLOOR,
-        )
-        yield partial(measure, floor, pids=(pid,))
+    floor = Workload(
+        'floor: bare ASGI {"status":"OK"}',
+        (),
+        "common.lua",
+        "none",
+        workers=workers,
+        server=FLOOR,
+    )
+    return _bare_app("floor:app", floor, log)
 
 
-@contextlib.contextmanager
 def _signing_floor(
     workers: int, log: Path, token_body: str
-) -> Iterator[Callable[[Load], Result]]:
+) -> contextlib.AbstractContextManager[Callable[[Load], Result]]:
     """The signing floor app served for the block's length, sent the same
     token requests as netcalc; yields its measurement."""
-    with _bare_app("signing_floor:app", workers, log) as (address, pid):
-        signing_floor = Workload(
-            "floor + signature: bare ASGI, a new ES256 token each",
-            (address,),
-            "token.lua",
-            "none",
-            env={"BENCH_TOKEN_BODY": token_body},
-            workers=workers,
-            server=SIGNING_FLOOR,
-        )
-        yield partial(measure, signing_floor, pids=(pid,))
+    signing_floor = Workload(
+        "floor + signature: bare ASGI, a new ES256 token each",
+        (),
+        "token.lua",
+        "none",
+        env={"BENCH_TOKEN_BODY": token_body},
+        workers=workers,
+        server=SIGNING_FLOOR,
+    )
+    return _bare_app("signing_floor:app", signing_floor, log)
 
 
 @contextlib.contextmanager
-def _bare_app(target: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
-    """A bench app served on netcalc's stack; yields its URL and process id."""
+def _bare_app(
+    target: str, workload: Workload, log: Path
+) -> Iterator[Callable[[Load], Result]]:
+    """The bench app `target` served on netcalc's stack for the block's
+    length; yields the measurement of `workload` against it."""
     port = free_port()
     command = [
         *(sys.executable, "-m", "uvicorn", target, "--app-dir", str(BENCH_DIR)),
-        *("--host", HOST, "--port", str(port), "--workers", str(workers)),
+        *("--host", HOST, "--port", str(port), "--workers", str(workload.workers)),
         # netcalc's own protocol (httptools with its bounds and gathered
         # writes), so that a floor differs from netcalc only in the app.
         *("--loop", "uvloop", "--http", "netcalc.http_limits:LimitedHttpProtocol"),
@@ -272,7 +273,8 @@ def _bare_app(target: str, workers: int, log: Path) -> Iterator[tuple[str, int]]
     with server(command, dict(os.environ), log) as process:
         address = url(port, "/")
         wait_http(address, process, log)
-        yield address, process.pid
+        served = replace(workload, urls=(address,))
+        yield partial(measure, served, pids=(process.pid,))
 
 
 def _bench_sqlite(options: Options, scratch: Path) -> Section:
