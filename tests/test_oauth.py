@@ -326,6 +326,30 @@ def test_revoking_one_token_leaves_the_others(server: ServerProcess) -> None:
     assert introspect(server, issued, spared)["active"] is True
 
 
+def test_revoking_one_token_many_times_at_once(server: ServerProcess) -> None:
+    """Retried revocations sent together all get 200, and the token's
+    revocation is recorded once."""
+    issued = credentials(server)
+    token = access_token(server, issued)
+    auth = (issued["client_id"], issued["client_secret"])
+
+    async def revoke_together() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, auth=auth) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post("/oauth2/revoke", data={"token": token})
+                    for _ in range(12)
+                )
+            )
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(revoke_together()) == [200] * 12
+    assert subnets_status(server, token) == 401
+    listed = server.cli("audit", "--account", issued["email"], "--json")
+    events = [event["event"] for event in json.loads(listed.stdout)]
+    assert events.count("token.revoked") == 1
+
+
 def test_revoking_a_foreign_token_does_nothing(server: ServerProcess) -> None:
     """Another account's token is answered 200 but stays valid."""
     owner, stranger = credentials(server), credentials(server)

@@ -219,6 +219,27 @@ def test_revoked_token_is_not_live(console: Console, clients: dict[str, str]) ->
     assert kept == (True, True)
 
 
+def test_one_token_revoked_twice_at_once(
+    console: Console, clients: dict[str, str]
+) -> None:
+    """Two revocations of one token at once: one records it, the other
+    finds it recorded, and neither fails."""
+    client_id = clients["plain"]
+    until = utcnow() + timedelta(hours=1)
+
+    async def twice(engine: AsyncEngine) -> list[bool]:
+        return list(
+            await asyncio.gather(
+                revoke_token(engine, "twice", client_id, until),
+                revoke_token(engine, "twice", client_id, until),
+            )
+        )
+
+    assert sorted(console.run(twice)) == [False, True]
+    gone = both(console, lambda reads: token_is_live(reads, client_id, "twice"))
+    assert gone == (False, False)
+
+
 def test_subnets_read_back_as_saved(
     console: Console, owner: str, saved: list[dict[str, Any]]
 ) -> None:

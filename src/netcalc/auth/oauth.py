@@ -147,18 +147,22 @@ async def revoke(request: Request) -> Response:
     access = await _verified(runtime, token_value)
     if access is not None and access.account_id == caller.account_id:
         expires = datetime.fromtimestamp(access.expires_at, UTC)
-        await revoke_token(runtime.engine, access.jti, access.client_id, expires)
-        await runtime.revocations.announce(token_revoked(access.jti))
-        # Last: a failure to record must not hold the revocation back.
-        await record(
-            runtime.engine,
-            "token.revoked",
-            actor=f"oauth:{caller.client_id}",
-            account_id=caller.account_id,
-            subject=access.jti,
-            address=client_address(request),
-            details={"client_id": access.client_id},
+        revoked = await revoke_token(
+            runtime.engine, access.jti, access.client_id, expires
         )
+        await runtime.revocations.announce(token_revoked(access.jti))
+        # Recorded by the request that revoked it, and last, so that a
+        # failure to record does not hold the revocation back.
+        if revoked:
+            await record(
+                runtime.engine,
+                "token.revoked",
+                actor=f"oauth:{caller.client_id}",
+                account_id=caller.account_id,
+                subject=access.jti,
+                address=client_address(request),
+                details={"client_id": access.client_id},
+            )
     return Response(status_code=200, headers=NO_STORE)
 
 

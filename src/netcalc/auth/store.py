@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.tables import accounts, credentials
@@ -110,17 +111,24 @@ async def token_is_live(reads: Reads, client_id: str, jti: str) -> bool:
 
 async def revoke_token(
     engine: AsyncEngine, jti: str, client_id: str, expires_at: datetime
-) -> None:
-    """Record one access token as revoked until it would have expired."""
-    already = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)
+) -> bool:
+    """Record one access token as revoked until it would have expired.
+
+    False if it already was. The row is inserted unless one exists, in one
+    statement: revocations of the same token at once, which clients that
+    retry send, add one row and tell the other instances once.
+    """
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(revoked_tokens)
+        .values(jti=jti, client_id=client_id, expires_at=expires_at)
+        .on_conflict_do_nothing()
+    )
     async with engine.begin() as connection:
-        if (await connection.execute(already)).first() is None:
-            await connection.execute(
-                revoked_tokens.insert().values(
-                    jti=jti, client_id=client_id, expires_at=expires_at
-                )
-            )
-            await notify_in_transaction(connection, token_revoked(jti))
+        if (await connection.execute(statement)).rowcount == 0:
+            return False
+        await notify_in_transaction(connection, token_revoked(jti))
+    return True
 
 
 async def record_last_used(engine: AsyncEngine, used: dict[str, datetime]) -> None:
