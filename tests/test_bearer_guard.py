@@ -219,6 +219,10 @@ def test_bearer_scheme_is_case_insensitive(
         pytest.param("a.b.c", id="three-junk-parts"),
         pytest.param("eyJhbGciOiJFUzI1NiJ9", id="header-only"),
         pytest.param("....", id="only-dots"),
+        pytest.param(
+            b64url(b"[" * 1000 + b"]" * 1000) + ".e30.c2ln",
+            id="header-nested-1000-deep",
+        ),
     ],
 )
 def test_malformed_token_is_invalid(client: TestClient, bad_token: str) -> None:

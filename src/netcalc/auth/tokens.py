@@ -123,7 +123,8 @@ async def _verify_signature(token: str, keys: KeyRing) -> dict[str, Any]:
     try:
         header_segment, payload_segment, signature = _segments(token)
         header = json.loads(base64url_decode(header_segment))
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: a header of arrays nested a thousand deep.
         raise InvalidToken("The access token is not a well-formed JWT.") from None
     if not isinstance(header, dict):
         raise InvalidToken("The access token is not a well-formed JWT.")
