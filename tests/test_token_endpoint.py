@@ -120,8 +120,15 @@ def test_missing_header(client: TestClient, headers: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{oops", b"[]", b'{"client_id": 1}', b'{"client_id": "a", "client_id": "b"}'],
-    ids=["unparseable", "not-object", "not-string", "twice"],
+    [
+        b"{oops",
+        b"[]",
+        b'{"client_id": 1}',
+        b'{"client_id": "a", "client_id": "b"}',
+        b'{"client_id": "a", "client_secret": "b", "extra": NaN}',
+        b'{"client_id": "a", "client_secret": "b", "extra": -Infinity}',
+    ],
+    ids=["unparseable", "not-object", "not-string", "twice", "nan", "infinity"],
 )
 def test_invalid_request(client: TestClient, body: bytes) -> None:
     """Bodies that do not parse or hold wrong shapes are INVALID_REQUEST."""

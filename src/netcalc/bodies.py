@@ -31,7 +31,14 @@ def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return fields
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=reject_duplicates)
+def _refuse_constant(name: str) -> Any:
+    # Python's decoder takes NaN, Infinity and -Infinity, which JSON lacks.
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=reject_duplicates, parse_constant=_refuse_constant
+)
 """Built once: `json.loads` with a hook builds a new decoder on every call."""
 
 
