@@ -10,12 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from anyio import from_thread
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
+from netcalc.accounts import console as console_routes
 from netcalc.accounts.tables import accounts
 from netcalc.app import create_app
+from netcalc.runtime import Runtime
 from netcalc.security_headers import CONTENT_SECURITY_POLICY
 from netcalc.settings import Settings
 from tests.support import PASSWORD, Console, make_settings
@@ -277,6 +280,28 @@ def test_sign_in_is_throttled_per_email(client: TestClient, console: Console) ->
     assert int(response.headers["retry-after"]) > 0
     assert "Too many failed attempts" in response.text
     assert sign_in(client, "bystander@example.com", PASSWORD).status_code == 303
+
+
+def test_failures_counted_during_the_check_refuse_the_right_password(
+    client: TestClient, console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wrong guesses sent together with the right password and counted while
+    it was being checked refuse it, so a burst cannot slip it through."""
+    console.account("burst@example.com")
+    runtime: Runtime = client.app.runtime  # type: ignore[attr-defined]
+    check = console_routes.verify_password
+
+    def check_while_the_burst_fails(stored: str | None, password: str) -> bool:
+        for _ in range(5):
+            from_thread.run(
+                runtime.console.throttle.failed, "burst@example.com", "testclient"
+            )
+        return check(stored, password)
+
+    monkeypatch.setattr(console_routes, "verify_password", check_while_the_burst_fails)
+    response = sign_in(client, "burst@example.com", PASSWORD)
+    assert response.status_code == 429
+    assert "Too many failed attempts" in response.text
 
 
 def test_sign_in_failures_do_not_throttle_tokens(

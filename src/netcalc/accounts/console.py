@@ -145,8 +145,10 @@ async def _authenticate(request: Request, email: str, password: str) -> str:
     Failures are counted per email and per address, and recorded in the
     audit trail; over either limit the password is not even checked and
     nothing is recorded, so a flood grows the trail no faster than the
-    limits allow. An unknown email fails as a wrong password does, in the
-    same time.
+    limits allow. A right password is refused too when failures counted
+    while it was checked crossed a limit, so guesses sent together cannot
+    all pass the first check. An unknown email fails as a wrong password
+    does, in the same time.
     """
     runtime = runtime_of(request)
     throttle, address = runtime.console.throttle, _address(request)
@@ -160,6 +162,7 @@ async def _authenticate(request: Request, email: str, password: str) -> str:
         reason = "wrong password" if account else "unknown email"
         await sign_in_refused(runtime.engine, email, address, account, reason)
         raise UsageError(WRONG_PASSWORD)
+    await throttle.check(email, address)
     if account["disabled"]:
         await sign_in_refused(runtime.engine, email, address, account, "disabled")
         raise UsageError("This account is disabled.")
