@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
@@ -13,7 +15,8 @@ from netcalc.accounts.service import IssuedSecret
 from netcalc.accounts.tables import credentials
 from netcalc.db import utcnow
 from netcalc.errors import UsageError
-from tests.support import Console, token_body
+from netcalc.settings import MAX_ROTATION_GRACE
+from tests.support import Console, make_settings, token_body
 
 URL = "/api/auth/token"
 
@@ -97,3 +100,28 @@ def test_revoked_credentials_cannot_rotate(
     console.revoke(issued.client_id)
     with pytest.raises(UsageError, match="Revoked credentials cannot be rotated"):
         console.rotate(issued.client_id, grace=10)
+
+
+@pytest.mark.parametrize("grace", [-1, MAX_ROTATION_GRACE + 1, 99999999999999])
+def test_grace_out_of_range_is_refused(
+    client: TestClient, console: Console, issued: IssuedSecret, grace: int
+) -> None:
+    """A negative grace, or one past 30 days, is refused with a clear message,
+    and the secret is left as it was."""
+    with pytest.raises(UsageError, match="grace period"):
+        console.rotate(issued.client_id, grace=grace)
+    assert status(client, issued) == "OK"
+
+
+def test_grace_of_thirty_days_is_taken(console: Console, issued: IssuedSecret) -> None:
+    """The longest grace allowed keeps the old secret for 30 days."""
+    rotated = console.rotate(issued.client_id, grace=MAX_ROTATION_GRACE)
+    assert rotated.previous_secret_expires_at is not None
+    left = rotated.previous_secret_expires_at - utcnow()
+    assert timedelta(days=29, hours=23) < left <= timedelta(days=30)
+
+
+def test_setting_a_grace_past_thirty_days_fails_at_start(tmp_path: Path) -> None:
+    """NETCALC_ROTATION_GRACE beyond 30 days is refused when settings load."""
+    with pytest.raises(ValidationError, match="rotation_grace"):
+        make_settings(tmp_path, rotation_grace=MAX_ROTATION_GRACE + 1)

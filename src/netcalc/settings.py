@@ -24,6 +24,9 @@ SigningAlgorithm = Literal["ES256", "EdDSA", "RS256"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
+MAX_ROTATION_GRACE = 30 * 86400
+"""The longest an old secret may keep working after a rotation: 30 days."""
+
 
 class Settings(BaseSettings):
     """Everything an operator can set, with the defaults of one machine."""
@@ -38,7 +41,7 @@ class Settings(BaseSettings):
     signing_alg: SigningAlgorithm = "ES256"
     token_ttl: int = Field(3600, ge=1, le=86400)
     token_ttl_max: int = Field(86400, ge=1, le=31 * 86400)
-    rotation_grace: int = Field(86400, ge=0)
+    rotation_grace: int = Field(86400, ge=0, le=MAX_ROTATION_GRACE)
     body_limit: int = Field(16384, ge=256, le=1 << 20)
     # What one connection may cost before it is answered or cut off; see
     # netcalc.http_limits and the measured bounds in SECURITY.md.

@@ -30,6 +30,7 @@ from netcalc.auth.client_secrets import hash_secret, new_client_id, new_client_s
 from netcalc.auth.scopes import check_known
 from netcalc.db import new_id, utcnow
 from netcalc.errors import InvalidScope, NotFound, UsageError, quoted
+from netcalc.settings import MAX_ROTATION_GRACE
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{1,63}")
 
@@ -326,6 +327,10 @@ async def rotate_credentials(
     """
     if grace < 0:
         raise UsageError("The grace period cannot be negative.")
+    if grace > MAX_ROTATION_GRACE:
+        raise UsageError(
+            f"The grace period is at most {MAX_ROTATION_GRACE} seconds (30 days)."
+        )
     current = await _require_credentials(engine, client_id, account_id)
     if current["revoked_at"] is not None:
         raise UsageError("Revoked credentials cannot be rotated; create new ones.")
