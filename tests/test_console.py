@@ -346,8 +346,11 @@ def test_disabled_account_cannot_sign_in(client: TestClient, console: Console) -
         ({"password": "short", "password_again": "short"}, "at least 10"),
         ({"password_again": "something else"}, "not the same"),
         ({"email": "not-an-email"}, "is not an email address"),
+        ({"email": "a\x00b@example.com"}, "is not an email address"),
+        ({"email": "\x1b[2Jevil\x07@example.com"}, "is not an email address"),
+        ({"email": "a\x85b@example.com"}, "is not an email address"),
     ],
-    ids=["short-password", "mismatch", "bad-email"],
+    ids=["short-password", "mismatch", "bad-email", "nul", "escapes", "c1-control"],
 )
 def test_sign_up_refuses_bad_input(
     client: TestClient, fields: dict[str, str], message: str
@@ -464,9 +467,18 @@ def test_generate_with_scope_and_lifetime(client: TestClient) -> None:
         ({"token_ttl": "9" * 5000}, "1 to 86400"),
         ({"token_ttl": "soon"}, "whole number"),
         ({"name": "  "}, "1 to 100 characters"),
+        ({"name": "ci\x1b[2J"}, "none of them control characters"),
         ({"scope": "admin"}, "Unknown scope"),
     ],
-    ids=["zero", "too-long", "huge", "words", "blank-name", "unknown-scope"],
+    ids=[
+        "zero",
+        "too-long",
+        "huge",
+        "words",
+        "blank-name",
+        "escape-in-name",
+        "unknown-scope",
+    ],
 )
 def test_generate_refuses_bad_input(
     client: TestClient, fields: dict[str, str], message: str

@@ -31,6 +31,7 @@ from netcalc.auth.scopes import check_known
 from netcalc.db import new_id, utcnow
 from netcalc.errors import InvalidScope, NotFound, UsageError, quoted
 from netcalc.settings import MAX_ROTATION_GRACE
+from netcalc.text import is_printable
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{1,63}")
 
@@ -55,7 +56,7 @@ class IssuedSecret:
 def normalise_email(email: str) -> str:
     """The email as stored: trimmed, lower-cased, and of a plausible shape."""
     cleaned = email.strip().lower()
-    if _EMAIL.fullmatch(cleaned) is None:
+    if _EMAIL.fullmatch(cleaned) is None or not is_printable(cleaned):
         raise UsageError(f"{quoted(email)} is not an email address.")
     return cleaned
 
@@ -203,8 +204,11 @@ async def create_credentials(
 def _check_credentials(
     name: str, scopes: tuple[str, ...], token_ttl: int | None, max_ttl: int
 ) -> None:
-    if not name.strip() or len(name) > 100:
-        raise UsageError("A credentials name needs 1 to 100 characters.")
+    if not name.strip() or len(name) > 100 or not is_printable(name):
+        raise UsageError(
+            "A credentials name needs 1 to 100 characters, none of them "
+            "control characters."
+        )
     try:
         check_known(scopes)
     except InvalidScope as exc:

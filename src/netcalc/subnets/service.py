@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from netcalc.errors import (
     NotFound,
 )
 from netcalc.subnets.tables import subnets
+from netcalc.text import is_printable
 
 NAME_LIMIT = 100
 """Longest subnet name kept, in characters."""
@@ -57,13 +57,7 @@ _NOT_A_PREFIX_LENGTH = "subnet_bits must be a whole number from 0 to 32."
 
 
 def _is_clean_name(name: object) -> bool:
-    # Control characters and lone surrogates cannot be stored faithfully
-    # (PostgreSQL refuses NUL; UTF-8 cannot encode a lone surrogate).
-    return (
-        isinstance(name, str)
-        and len(name) <= NAME_LIMIT
-        and all(unicodedata.category(char) not in ("Cc", "Cs") for char in name)
-    )
+    return isinstance(name, str) and len(name) <= NAME_LIMIT and is_printable(name)
 
 
 def _listed(names: list[str]) -> str:
