@@ -396,3 +396,41 @@ def test_forwarded_for_is_not_trusted_by_default(tmp_path: Path) -> None:
         assert spoofed.status_code == 429
     finally:
         server.stop()
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmHWM:\s+(\d+) kB$", status, re.MULTILINE)
+    assert found, status
+    return int(found.group(1)) / 1024
+
+
+def test_sign_ups_sent_together_hash_a_few_at_a_time(tmp_path: Path) -> None:
+    """Twelve sign-ups at once all succeed, and the server's memory peaks at
+    a few argon2id hashes' worth (64 MiB each), not twelve."""
+    server = ServerProcess(tmp_path / "signups")
+    server.start()
+    try:
+        before = peak_rss_mib(server.pid)
+
+        async def sign_up(number: int) -> int:
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                page = await client.get("/signup")
+                csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+                assert csrf, page.text
+                form = {
+                    "csrf_token": csrf.group(1),
+                    "email": f"together{number}@example.com",
+                    "password": PASSWORD,
+                    "password_again": PASSWORD,
+                }
+                return (await client.post("/signup", data=form)).status_code
+
+        async def together() -> list[int]:
+            return list(await asyncio.gather(*(sign_up(n) for n in range(12))))
+
+        assert asyncio.run(together()) == [303] * 12
+        assert peak_rss_mib(server.pid) - before < 4 * 64
+    finally:
+        server.stop()

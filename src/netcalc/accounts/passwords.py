@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -13,7 +15,13 @@ MIN_LENGTH = 10
 MAX_LENGTH = 1024
 """Longest password accepted, so hashing cost stays bounded."""
 
+HASHES_AT_ONCE = 2
+"""How many argon2id hashes a process computes at once. Each takes 64 MiB
+while it runs: sign-ups or sign-ins sent together wait for a turn rather
+than grow the process's memory with their number."""
+
 _hasher = PasswordHasher()
+_turns = threading.BoundedSemaphore(HASHES_AT_ONCE)
 
 # Verifying against this when an email is unknown makes a failed sign-in
 # take as long whether or not the account exists.
@@ -31,7 +39,8 @@ def check_policy(password: str) -> None:
 def hash_password(password: str) -> str:
     """The argon2id hash stored for a new password."""
     check_policy(password)
-    return _hasher.hash(password)
+    with _turns:
+        return _hasher.hash(password)
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
@@ -39,8 +48,8 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(stored_hash or _DECOY_HASH, password) and (
-            stored_hash is not None
-        )
+        with _turns:
+            matched = _hasher.verify(stored_hash or _DECOY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
+    return matched and stored_hash is not None
