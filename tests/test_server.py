@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -434,3 +435,33 @@ def test_sign_ups_sent_together_hash_a_few_at_a_time(tmp_path: Path) -> None:
         assert peak_rss_mib(server.pid) - before < 4 * 64
     finally:
         server.stop()
+
+
+def test_revoked_while_the_body_arrives_saves_nothing(server: ServerProcess) -> None:
+    """Credentials revoked after a save's head was read but before its body
+    arrived: the save is refused, and nothing is stored."""
+    issued = create_credentials(server, "slowbody@example.com")
+    token = get_token(server, issued)
+    body = b'{"network_address": "10.1.2.0", "subnet_bits": 24, "name": "late"}'
+    head = (
+        "POST /api/account/subnets HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{server.port}\r\n"
+        f"Authorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as held:
+        held.sendall(head)
+        # The head is read and the token checked while the body is awaited.
+        time.sleep(0.5)
+        assert server.cli("credentials", "revoke", issued["client_id"]).returncode == 0
+        held.sendall(body)
+        answer = held.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 401 "), answer
+    created = server.cli(
+        "credentials", "create", "--account", "slowbody@example.com", "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    fresh = get_token(server, json.loads(created.stdout))
+    listed = httpx.get(server.url + "/api/account/subnets", headers=bearer(fresh))
+    assert listed.json()["subnets"] == []

@@ -32,12 +32,19 @@ async def authenticate(request: Request) -> AccessToken:
     runtime = runtime_of(request)
     token = bearer_value(header(request, b"authorization"))
     access = await verify_token(token, runtime.keys, runtime.policy, time.time)
-    live = await runtime.revocations.is_live(
+    await check_live(request, access)
+    return access
+
+
+async def check_live(request: Request, access: AccessToken) -> None:
+    """Raise InvalidToken if the token, its credentials or its account has
+    been switched off; a route that reads a body asks again after it, since
+    a revocation may come while the body arrives."""
+    live = await runtime_of(request).revocations.is_live(
         access.client_id, access.account_id, access.jti
     )
     if not live:
         raise InvalidToken("The access token is no longer valid.")
-    return access
 
 
 def require_scope(scope: str) -> Callable[[Request], Awaitable[AccessToken]]:

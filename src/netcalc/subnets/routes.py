@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from netcalc.auth.guard import require_scope
+from netcalc.auth.guard import check_live, require_scope
 from netcalc.auth.scopes import SUBNETS_READ, SUBNETS_WRITE
 from netcalc.auth.tokens import AccessToken
 from netcalc.bodies import JSON, media_type, parse_json_object
@@ -49,6 +49,7 @@ async def save_subnet(request: Request, token: Writer) -> Response:
     if media_type(header(request, b"content-type")) != JSON:
         raise MissingHeader("Send the subnet as application/json.")
     body = await read_body(request, runtime.settings.body_limit)
+    await check_live(request, token)
     subnet = service.new_subnet(parse_json_object(body))
     saved = await service.save_subnet(runtime.engine, token.account_id, subnet)
     return ok({"subnet": saved})
