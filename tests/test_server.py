@@ -465,3 +465,27 @@ def test_revoked_while_the_body_arrives_saves_nothing(server: ServerProcess) -> 
     fresh = get_token(server, json.loads(created.stdout))
     listed = httpx.get(server.url + "/api/account/subnets", headers=bearer(fresh))
     assert listed.json()["subnets"] == []
+
+
+def test_every_save_of_a_deep_pipeline_is_answered(server: ServerProcess) -> None:
+    """40 saves pipelined in one write, past the depth of 32: each save that
+    ran is answered 200, in order, before the 400 that refuses the rest."""
+    issued = create_credentials(server, "pipeline@example.com")
+    token = get_token(server, issued)
+    body = b'{"network_address": "10.9.0.0", "subnet_bits": 24, "name": "p"}'
+    save = (
+        b"POST /api/account/subnets HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(save * 40)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    *saved, refused = [int(code) for code in re.findall(rb"HTTP/1.1 (\d{3}) ", reply)]
+    assert saved and set(saved) == {200}
+    assert refused == 400
+    listed = httpx.get(server.url + "/api/account/subnets", headers=bearer(token))
+    assert len(listed.json()["subnets"]) == len(saved)

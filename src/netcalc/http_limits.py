@@ -184,6 +184,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._in_message = False
         self._awaiting_head = True
         self._head_bytes = 0
+        self._refusal_after_answers: bytes | None = None
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -206,6 +207,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().eof_received()
 
     def data_received(self, data: bytes) -> None:
+        if self._refusal_after_answers is not None:
+            # Read and dropped: bytes left unread when the connection closes
+            # would reset it, and the client could lose the answers.
+            return
         if self._arrivals is not None:
             self._arrivals.note()
         # Counted before parsing: a head that never ends must be cut off
@@ -224,8 +229,21 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn answers bytes the parser refuses in plain text; the
         # contract's errors are JSON. `msg` is uvicorn's, already logged.
-        self.transport.write(Refusal(InvalidRequest(_NOT_HTTP)).raw())
+        refusal = Refusal(InvalidRequest(_NOT_HTTP)).raw()
+        if self.cycle is not None and not self.cycle.response_complete:
+            # Requests read before the refused bytes are answered first, in
+            # order, so that no answer is taken for another's.
+            self._refusal_after_answers = refusal
+            return
+        self.transport.write(refusal)
         self.transport.close()
+
+    def on_response_complete(self) -> None:
+        last = not self.pipeline
+        super().on_response_complete()
+        if last and self._refusal_after_answers and not self.transport.is_closing():
+            self.transport.write(self._refusal_after_answers)
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         # Each request parsed ahead of its turn holds a scope, and one read
