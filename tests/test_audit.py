@@ -221,7 +221,7 @@ def test_token_revocation_is_recorded(client: TestClient, console: Console) -> N
 def test_key_rotation_is_recorded(settings: Settings, console: Console) -> None:
     """`keys rotate` records the new key id, in no account's trail."""
     sealer = KeySealer(settings.server_secret())
-    kid = console.run(lambda e: rotate_keys(e, sealer, "ES256", 3600))
+    kid = console.run(lambda e: rotate_keys(e, sealer, "ES256", 3600, switch_after=360))
 
     (event,) = trail(console)
     assert (event["event"], event["subject"], event["actor"]) == (
@@ -230,7 +230,9 @@ def test_key_rotation_is_recorded(settings: Settings, console: Console) -> None:
         "cli",
     )
     assert event["account_id"] is None
-    assert event["details"] == {"alg": "ES256"}
+    assert event["details"]["alg"] == "ES256"
+    signs_from = datetime.fromisoformat(event["details"]["signs_from"])
+    assert abs(signs_from - (utcnow() + timedelta(seconds=360))) < timedelta(minutes=1)
 
 
 def test_activity_page_needs_a_session(client: TestClient) -> None:

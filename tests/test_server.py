@@ -257,31 +257,49 @@ def test_restart_keeps_accounts_credentials_and_keys(server: ServerProcess) -> N
     get_token(server, issued)
 
 
-def test_keys_rotate_publishes_both_keys(tmp_path: Path) -> None:
-    """`keys rotate` adds a key; the old one stays published and keeps working."""
+def published_kids(server: ServerProcess, count: int) -> list[str]:
+    """The key ids of the served key set, once it holds `count` keys."""
+    deadline = time.monotonic() + 10
+    kids: list[str] = []
+    while time.monotonic() < deadline and len(kids) < count:
+        time.sleep(0.2)
+        jwks = httpx.get(server.url + "/.well-known/jwks.json").json()
+        kids = [key["kid"] for key in jwks["keys"]]
+    assert len(kids) == count, kids
+    return kids
+
+
+def test_keys_rotate_publishes_before_signing(tmp_path: Path) -> None:
+    """`keys rotate` publishes a new key while the old one goes on signing;
+    `--now` signs with a new key at once; every token keeps working."""
     server = ServerProcess(tmp_path / "rotate", NETCALC_KEY_REFRESH_SECONDS="0.5")
     server.start()
     try:
         issued = create_credentials(server, "keys@example.com")
-        old_token = get_token(server, issued)
-        assert server.cli("keys", "rotate").returncode == 0
+        first = get_token(server, issued)
+        staged = server.cli("keys", "rotate")
+        assert staged.returncode == 0, staged.stderr
+        assert "published now" in staged.stdout
+        published_kids(server, 2)
+        second = get_token(server, issued)
+        assert kid_of(second) == kid_of(first)
+        assert server.cli("keys", "rotate", "--now").returncode == 0
+        kids = published_kids(server, 3)
         deadline = time.monotonic() + 10
-        kids: list[str] = []
-        while time.monotonic() < deadline and len(kids) < 2:
+        third = get_token(server, issued)
+        while kid_of(third) == kid_of(first) and time.monotonic() < deadline:
             time.sleep(0.2)
-            jwks = httpx.get(server.url + "/.well-known/jwks.json").json()
-            kids = [key["kid"] for key in jwks["keys"]]
-        assert len(kids) == 2
-        new_token = get_token(server, issued)
-        assert (
-            jwt.get_unverified_header(new_token)["kid"]
-            != (jwt.get_unverified_header(old_token)["kid"])
-        )
-        for token in (old_token, new_token):
+            third = get_token(server, issued)
+        assert kid_of(third) == kids[0] != kid_of(first)
+        for token in (first, second, third):
             url = server.url + "/api/account/subnets"
             assert httpx.get(url, headers=bearer(token)).status_code == 200
     finally:
         server.stop()
+
+
+def kid_of(token: str) -> str:
+    return str(jwt.get_unverified_header(token)["kid"])
 
 
 def test_token_log_line_has_no_secret(server: ServerProcess) -> None:

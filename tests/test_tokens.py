@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,35 @@ def test_rotation_keeps_old_key_published(
             "/api/account/subnets", headers={"Authorization": f"Bearer {token}"}
         )
         assert response.status_code == 200
+
+
+def test_rotation_that_waits_publishes_before_signing(
+    client: TestClient, settings: Settings, console: Console, issued: IssuedSecret
+) -> None:
+    """A rotation with a wait publishes the new key at once, goes on signing
+    with the old one, and switches when the wait is over, with no reload."""
+    old_token = get_token(client, issued)
+    sealer = KeySealer(settings.server_secret())
+    new_kid = console.run(
+        lambda e: rotate_keys(e, sealer, "ES256", 3600, switch_after=2)
+    )
+    client.portal.call(client.app.runtime.keys.refresh)  # type: ignore[attr-defined]
+    published = [
+        key["kid"] for key in client.get("/.well-known/jwks.json").json()["keys"]
+    ]
+    assert new_kid in published and kid_of(old_token) in published
+    assert kid_of(get_token(client, issued)) == kid_of(old_token)
+    deadline = time.monotonic() + 10
+    token = get_token(client, issued)
+    while kid_of(token) != new_kid and time.monotonic() < deadline:
+        time.sleep(0.2)
+        token = get_token(client, issued)
+    assert kid_of(token) == new_kid
+    verify_with_jwks(client, token, settings)
+
+
+def kid_of(token: str) -> str:
+    return str(jwt.get_unverified_header(token)["kid"])
 
 
 def test_retired_key_unpublished_after_its_tokens_expire(

@@ -23,7 +23,7 @@ from netcalc.auth.announcements import (
     client_revoked,
 )
 from netcalc.auth.keyring import KeyRing
-from netcalc.auth.keys import KeySealer, rotate_keys
+from netcalc.auth.keys import KEY_SET_MAX_AGE, KeySealer, rotate_keys
 from netcalc.auth.revocations import publish
 from netcalc.db import create_engine
 from netcalc.errors import NetcalcError
@@ -331,20 +331,42 @@ def credentials_rotate(
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Sign with the new key at once, as when the old one may have "
+            "leaked; resource servers holding a cached key set refuse its tokens "
+            "until they fetch it again.",
+        ),
+    ] = False,
+) -> None:
     """Make a new signing key; old public keys stay published until expiry."""
 
-    async def rotate(settings: Settings, engine: AsyncEngine) -> str:
+    async def rotate(settings: Settings, engine: AsyncEngine) -> tuple[str, int]:
         sealer = KeySealer(settings.server_secret())
-        # Servers sign with the old key until their next key refresh, so its
-        # tokens may outlive the rotation by that much more.
-        lifetime = settings.token_ttl_max + 2 * math.ceil(settings.key_refresh_seconds)
-        return await rotate_keys(engine, sealer, settings.signing_alg, lifetime)
+        refresh = 2 * math.ceil(settings.key_refresh_seconds)
+        # Servers sign with the old key until their next key refresh after
+        # the switch, so its tokens may outlive it by that much more.
+        lifetime = settings.token_ttl_max + refresh
+        switch_after = 0 if now else KEY_SET_MAX_AGE + refresh
+        kid = await rotate_keys(
+            engine, sealer, settings.signing_alg, lifetime, switch_after=switch_after
+        )
+        return kid, switch_after
 
-    kid = _with_database(rotate)
+    kid, switch_after = _with_database(rotate)
+    if now:
+        typer.echo(
+            f"New signing key {kid}. Running servers sign with it after their next "
+            "key refresh (NETCALC_KEY_REFRESH_SECONDS); old tokens keep working."
+        )
+        return
     typer.echo(
-        f"New signing key {kid}. Running servers sign with it after their next "
-        "key refresh (NETCALC_KEY_REFRESH_SECONDS); old tokens keep working."
+        f"New signing key {kid}, published now. Servers sign with it in "
+        f"{switch_after} s, once every server and every cache of the key set "
+        "holds it; old tokens keep working."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -58,12 +59,14 @@ class KeyRing:
         self._keys: list[SigningKey] = []
         self._by_kid: dict[str, SigningKey] = {}
         self._last_refresh = 0.0
+        self._signing: SigningKey | None = None
+        self._choose_again_at = math.inf
         self.verified = VerifiedTokens()
 
     async def start(self) -> None:
         """Load the keys, making a first one of the configured kind if needed."""
         await self.refresh()
-        if self._current() is None:
+        if self._signing is None:
             await create_key(self._engine, self._sealer, self._alg)
             await self.refresh()
 
@@ -73,20 +76,35 @@ class KeyRing:
         self._keys = keys
         self._by_kid = {key.kid: key for key in keys}
         self._last_refresh = time.monotonic()
+        self._choose()
 
-    def _current(self) -> SigningKey | None:
-        for key in self._keys:
-            if key.retired_at is None and key.alg == self._alg:
-                return key
-        return None
+    def _choose(self) -> None:
+        """Sign with the oldest key of our algorithm not yet retired.
+
+        After a rotation that waits, the old key signs until its retirement
+        while the new one is already published, so that every instance
+        and every cache of the key set holds the new key before a token
+        names it.
+        """
+        now = utcnow()
+        signing = [
+            key
+            for key in reversed(self._keys)
+            if key.alg == self._alg and (key.retired_at is None or key.retired_at > now)
+        ]
+        self._signing = signing[0] if signing else None
+        retires = self._signing.retired_at if self._signing else None
+        self._choose_again_at = retires.timestamp() if retires else math.inf
 
     @property
     def current(self) -> SigningKey:
         """The key new tokens are signed with."""
-        key = self._current()
-        if key is None:
+        # Read per token: a float comparison, not a datetime, until a switch.
+        if time.time() >= self._choose_again_at:
+            self._choose()
+        if self._signing is None:
             raise RuntimeError("no current signing key; run 'netcalc keys rotate'")
-        return key
+        return self._signing
 
     async def find(self, kid: str) -> SigningKey | None:
         """The published key with this id, reloading once if it is new to us."""

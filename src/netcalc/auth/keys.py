@@ -33,6 +33,9 @@ PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPri
 _JWK_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
 _JWK_MEMBERS_RSA = ("e", "kty", "n")
 
+KEY_SET_MAX_AGE = 300
+"""Seconds a resource server may cache the published key set (JWKS)."""
+
 _ES256 = ec.ECDSA(hashes.SHA256())
 _P256_BYTES = 32
 
@@ -47,6 +50,7 @@ class SigningKey:
     public_jwk: dict[str, Any]
     created_at: datetime
     retired_at: datetime | None
+    """When it stops signing: set at a rotation, at once or later."""
     published_until: datetime | None
 
     @cached_property
@@ -126,7 +130,8 @@ class KeySealer:
 
 
 async def create_key(engine: AsyncEngine, sealer: KeySealer, alg: str) -> str:
-    """Make and store a new key pair; it becomes the current signing key."""
+    """Make and store a new key pair; it signs once no older key of its
+    algorithm is still due to."""
     private_key = _generate(alg)
     jwk = _public_jwk(private_key)
     kid = thumbprint(jwk)
@@ -150,25 +155,35 @@ async def rotate_keys(
     alg: str,
     max_token_ttl: int,
     *,
+    switch_after: int = 0,
     actor: str = CLI_ACTOR,
 ) -> str:
-    """Retire the current keys and make a new one.
+    """Make a new key, published at once, and retire the current keys
+    `switch_after` seconds from now; the new key signs from then on.
 
-    The retired keys stay published for `max_token_ttl` seconds, the longest
-    any token they signed can live.
+    A retired key stays published for `max_token_ttl` seconds after its
+    retirement, the longest any token it signed can live. A key already due
+    to retire later is retired at the new time instead, so a rotation with
+    no wait ends every older key's signing at once.
     """
-    now = utcnow()
+    switch = utcnow() + timedelta(seconds=switch_after)
     async with engine.begin() as connection:
         await connection.execute(
             update(signing_keys)
-            .where(signing_keys.c.retired_at.is_(None))
+            .where(
+                or_(
+                    signing_keys.c.retired_at.is_(None),
+                    signing_keys.c.retired_at > switch,
+                )
+            )
             .values(
-                retired_at=now,
-                published_until=now + timedelta(seconds=max_token_ttl),
+                retired_at=switch,
+                published_until=switch + timedelta(seconds=max_token_ttl),
             )
         )
     kid = await create_key(engine, sealer, alg)
-    await record(engine, "keys.rotated", actor=actor, subject=kid, details={"alg": alg})
+    details = {"alg": alg, "signs_from": switch.isoformat()}
+    await record(engine, "keys.rotated", actor=actor, subject=kid, details=details)
     return kid
 
 

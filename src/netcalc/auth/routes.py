@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from netcalc.auth.exchange import exchange
+from netcalc.auth.keys import KEY_SET_MAX_AGE
 from netcalc.openapi import TOKEN_REQUEST
 from netcalc.responses import NO_STORE, JSONBody, ok
 from netcalc.runtime import runtime_of
@@ -31,4 +32,5 @@ async def token_endpoint(request: Request) -> JSONBody:
 async def jwks(request: Request) -> Response:
     """The public keys that verify netcalc's access tokens (RFC 7517)."""
     keys = runtime_of(request).keys.jwks()
-    return JSONBody(keys, headers={"Cache-Control": "public, max-age=300"})
+    cache = f"public, max-age={KEY_SET_MAX_AGE}"
+    return JSONBody(keys, headers={"Cache-Control": cache})
