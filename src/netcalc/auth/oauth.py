@@ -150,6 +150,8 @@ async def revoke(request: Request) -> Response:
         revoked = await revoke_token(
             runtime.engine, access.jti, access.client_id, expires
         )
+        # Told here even when a request at once recorded it first: this
+        # answer must not come before the revocation holds on this instance.
         await runtime.revocations.announce(token_revoked(access.jti))
         # Recorded by the request that revoked it, and last, so that a
         # failure to record does not hold the revocation back.
