@@ -5,19 +5,24 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from anyio import from_thread
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from netcalc.accounts import console as console_routes
+from netcalc.accounts import sessions as session_store
+from netcalc.accounts.sessions import VISITOR_LIFETIME
 from netcalc.accounts.tables import accounts
+from netcalc.accounts.tables import console_sessions as sessions
 from netcalc.app import create_app
+from netcalc.db import utcnow
 from netcalc.runtime import Runtime
 from netcalc.security_headers import CONTENT_SECURITY_POLICY
 from netcalc.settings import Settings
@@ -230,6 +235,57 @@ def test_sign_out_ends_the_session(client: TestClient) -> None:
     assert response.headers["location"] == "/signin"
     with other_browser(client, {"netcalc_session": cookie}) as replay:
         assert replay.get("/credentials", follow_redirects=False).status_code == 303
+
+
+def test_visitors_store_no_sessions(client: TestClient, console: Console) -> None:
+    """Opening the forms stores nothing, however often: a visitor's session
+    is its signed cookie. Signing in stores the one session it starts."""
+    for _ in range(20):
+        with other_browser(client) as visitor:
+            assert visitor.get("/signin").status_code == 200
+
+    async def stored(engine: AsyncEngine) -> int:
+        async with engine.connect() as connection:
+            rows = await connection.execute(select(func.count()).select_from(sessions))
+            return int(rows.scalar_one())
+
+    assert console.run(stored) == 0
+    console.account("visited@example.com")
+    assert sign_in(client, "visited@example.com", PASSWORD).status_code == 303
+    assert console.run(stored) == 1
+
+
+def test_altered_visitor_cookie_gets_a_new_session(client: TestClient) -> None:
+    """A visitor cookie whose start time was moved no longer passes: the
+    form comes with a new cookie, and its old CSRF token is refused."""
+    page = client.get("/signin")
+    old_csrf = csrf_of(page)
+    token, _, signature = client.cookies["netcalc_session"].partition(".")
+    prefix, started, nonce = token.split(":")
+    moved = f"{prefix}:{int(started) + 3600}:{nonce}.{signature}"
+    with other_browser(client, {"netcalc_session": moved}) as altered:
+        fresh = altered.get("/signin")
+    assert "netcalc_session=" in fresh.headers["set-cookie"]
+    assert csrf_of(fresh) != old_csrf
+    with other_browser(client, {"netcalc_session": moved}) as altered:
+        refused = altered.post(
+            "/signin",
+            data={"csrf_token": old_csrf, "email": "a@example.com", "password": "x"},
+            follow_redirects=False,
+        )
+    assert refused.status_code == 403
+
+
+def test_visitor_session_ends_after_its_lifetime(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past VISITOR_LIFETIME a visitor cookie opens nothing; a new one is made."""
+    client.get("/signin")
+    cookie = client.cookies["netcalc_session"]
+    later = utcnow() + VISITOR_LIFETIME + timedelta(seconds=1)
+    monkeypatch.setattr(session_store, "utcnow", lambda: later)
+    client.get("/signin")
+    assert client.cookies["netcalc_session"] != cookie
 
 
 def test_forged_cookie_opens_nothing(client: TestClient) -> None:

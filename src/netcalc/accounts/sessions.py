@@ -6,6 +6,11 @@ only a SHA-256 of the token: a copy of the table opens no session. Each
 session holds the CSRF token its forms must echo. A signed-out visitor
 gets a session too (without an account), so that the sign-in and sign-up
 forms are protected as well; signing in always starts a new session.
+
+A visitor's session is not stored: its token carries the time it was
+started, under the same HMAC, and its CSRF token is an HMAC of the token.
+Anyone may open the sign-in page as often as they like, and a stored row
+for each visit would let them grow the database at will.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from limits import parse
 from limits.aio.storage import Storage
@@ -65,6 +70,16 @@ class OpenedSession:
     lifetime: timedelta
 
 
+_VISITOR = "visitor:"
+"""How a visitor's session token begins: then its start time and a nonce."""
+
+_VISITOR_CSRF = "csrf:"
+"""Set before a visitor token when its CSRF token is derived from it."""
+
+_TIMESTAMP_DIGITS = 11
+"""Digits of a visitor session's start time, in seconds, until year 5138."""
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -92,6 +107,8 @@ class SessionStore:
         token = self._token_of(cookie) if cookie else None
         if token is None:
             return None
+        if token.startswith(_VISITOR):
+            return self._visitor_session(token)
         query = (
             select(console_sessions, accounts.c.email, accounts.c.disabled)
             .outerjoin(accounts, accounts.c.id == console_sessions.c.account_id)
@@ -118,10 +135,13 @@ class SessionStore:
     ) -> OpenedSession:
         """Start a session, ending `replacing`, so no session id outlives sign-in.
 
-        Expired sessions of anyone are swept out in the same transaction.
+        Expired sessions of anyone are swept out in the same transaction. A
+        visitor's session (no account) is made without the database.
         """
+        if account_id is None:
+            return self._start_visitor()
         token = secrets.token_urlsafe(32)
-        lifetime = SIGNED_IN_LIFETIME if account_id else VISITOR_LIFETIME
+        lifetime = SIGNED_IN_LIFETIME
         now = utcnow()
         values = {
             "token_hash": _hash(token),
@@ -144,6 +164,29 @@ class SessionStore:
             expires_at=now + lifetime,
         )
         return OpenedSession(session, f"{token}.{self._signature(token)}", lifetime)
+
+    def _start_visitor(self) -> OpenedSession:
+        started = int(utcnow().timestamp())
+        token = f"{_VISITOR}{started}:{secrets.token_urlsafe(32)}"
+        cookie = f"{token}.{self._signature(token)}"
+        return OpenedSession(self._visitor(token, started), cookie, VISITOR_LIFETIME)
+
+    def _visitor_session(self, token: str) -> ConsoleSession | None:
+        """The live visitor session of a token whose signature is checked."""
+        started, _, _ = token.removeprefix(_VISITOR).partition(":")
+        if not started.isdigit() or len(started) > _TIMESTAMP_DIGITS:
+            return None
+        session = self._visitor(token, int(started))
+        return session if session.expires_at > utcnow() else None
+
+    def _visitor(self, token: str, started: int) -> ConsoleSession:
+        return ConsoleSession(
+            token_hash=_hash(token),
+            csrf_token=self._signature(_VISITOR_CSRF + token),
+            account_id=None,
+            email=None,
+            expires_at=datetime.fromtimestamp(started, UTC) + VISITOR_LIFETIME,
+        )
 
     async def end(self, session: ConsoleSession) -> None:
         """End a session at once."""
