@@ -15,6 +15,7 @@ import jwt
 import pytest
 
 from tests.support import PASSWORD, ServerProcess
+from tests.test_console import CSRF
 
 pytestmark = pytest.mark.server
 
@@ -436,7 +437,7 @@ def test_sign_ups_sent_together_hash_a_few_at_a_time(tmp_path: Path) -> None:
         async def sign_up(number: int) -> int:
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
                 page = await client.get("/signup")
-                csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+                csrf = CSRF.search(page.text)
                 assert csrf, page.text
                 form = {
                     "csrf_token": csrf.group(1),
