@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -28,6 +29,7 @@ from netcalc.db import (
     Reads,
     Row,
     SqliteReads,
+    WalIndex,
     create_engine,
     reads_for,
     utcnow,
@@ -288,13 +290,15 @@ def test_a_commit_elsewhere_is_seen_by_the_next_read(
 def test_an_unchanged_file_answers_from_memory(
     clients: dict[str, str], reads: SqliteReads
 ) -> None:
-    """Asked again with nothing committed since, the reads only check the
-    file's data version and answer what the query gave before."""
+    """Asked again with nothing committed since, the reads ask SQLite
+    nothing: the header of the WAL index has not moved, and the answer is
+    what the query gave before."""
     first = asyncio.run(find_client(reads, clients["plain"]))
+    assert isinstance(reads._index, WalIndex)
     statements: list[str] = []
     reads._connect().set_trace_callback(statements.append)
     assert asyncio.run(find_client(reads, clients["plain"])) == first
-    assert statements == ["PRAGMA data_version"]
+    assert statements == []
 
 
 @sqlite_only
@@ -414,26 +418,85 @@ def test_a_dropped_connection_is_replaced(
 def test_with_arrivals_counted_the_file_is_checked_once_per_arrival(
     settings: Settings, clients: dict[str, str], counted: Arrivals
 ) -> None:
-    """Reads with no arrival between them answer from memory without asking
-    SQLite anything; the first read after an arrival checks the file."""
+    """Reads with no arrival between them answer from memory without
+    looking at the file; the first read after an arrival looks at the WAL
+    index, and reads the data version only once a commit moved it."""
     reads = SqliteReads(settings.database_url, counted)
     statements: list[str] = []
+    looks: list[bytes] = []
 
-    async def read_three_times() -> None:
+    async def read_after_arrivals() -> None:
         await find_client(reads, clients["plain"])
         reads._connect().set_trace_callback(statements.append)
+        reads._index = CountedIndex(reads._index, looks)  # type: ignore[assignment]
         await find_client(reads, clients["plain"])
         await token_is_live(reads, clients["plain"], "jti")
+        assert looks == []
         counted.note()
         await find_client(reads, clients["plain"])
+        assert len(looks) == 1
+        assert "PRAGMA data_version" not in statements
+        revoke_elsewhere(settings, clients["plain"])
+        counted.note()
+        await find_client(reads, clients["plain"])
+        assert len(looks) == 2
 
     try:
-        asyncio.run(read_three_times())
+        asyncio.run(read_after_arrivals())
     finally:
         asyncio.run(reads.dispose())
-    # The liveness statement was never asked before, so it runs once.
+    # The liveness statement was never asked before, so it ran once; the
+    # commit made the client read again.
     assert statements.count("PRAGMA data_version") == 1
-    assert len(statements) == 2
+    assert len(statements) == 3
+
+
+class CountedIndex:
+    """A WAL index that notes each look at its header."""
+
+    def __init__(self, index: WalIndex, looks: list[bytes]) -> None:
+        self._index = index
+        self._looks = looks
+
+    def header(self) -> bytes:
+        header = self._index.header()
+        self._looks.append(header)
+        return header
+
+    def close(self) -> None:
+        self._index.close()
+
+
+def test_a_database_out_of_wal_mode_checks_its_data_version(
+    tmp_path: Path, counted: Arrivals
+) -> None:
+    """A database in rollback-journal mode has no WAL index to look at: each
+    arrival reads the data version, so a commit elsewhere is still seen. A
+    `-shm` file left beside it, which no commit would move, is not read."""
+    path = tmp_path / "journal.db"
+    with sqlite3.connect(path) as database:
+        database.execute("PRAGMA journal_mode=DELETE")
+        database.execute("CREATE TABLE marks (mark INTEGER)")
+    (tmp_path / "journal.db-shm").write_bytes(bytes(32768))
+    reads = SqliteReads(f"sqlite:///{path}", counted)
+    marks = select(func.count()).select_from(text("marks"))
+    statements: list[str] = []
+
+    async def count_before_and_after_a_commit() -> tuple[int, int]:
+        before = await reads.read(marks, {}, lambda rows: rows[0][0])
+        assert reads._index is None
+        reads._connect().set_trace_callback(statements.append)
+        with sqlite3.connect(path) as database:
+            database.execute("INSERT INTO marks VALUES (1)")
+        counted.note()
+        after = await reads.read(marks, {}, lambda rows: rows[0][0])
+        return before, after
+
+    try:
+        assert asyncio.run(count_before_and_after_a_commit()) == (0, 1)
+    finally:
+        asyncio.run(reads.dispose())
+    assert statements[0] == "PRAGMA data_version"
 
 
 @sqlite_only

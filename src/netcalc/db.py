@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import mmap
 import operator
 import os
 import secrets
@@ -191,16 +192,20 @@ class SqliteReads:
 
     Results are kept while the file is unchanged. SQLite moves `PRAGMA
     data_version` whenever another connection, in this process or any
-    other, commits; this connection never writes. Reading it takes three
-    system calls, more than the rest of a kept read, so it is read again
-    only after `Arrivals` noted something; a kept answer is the one the
-    query would give again, so a commit is still seen by the next request.
+    other, commits; this connection never writes. Reading it takes two
+    file-lock system calls, more than the rest of a kept read, so the file
+    is looked at again only after `Arrivals` noted something, and the
+    version is read only when the header of the WAL index (`WalIndex`)
+    moved since the last look. A kept answer is the one the query would
+    give again, so a commit is still seen by the next request.
     """
 
     def __init__(self, database_url: str, arrivals: Arrivals) -> None:
         self._url = database_url
         self._arrivals = arrivals
         self._connection: sqlite3.Connection | None = None
+        self._index: WalIndex | None = None
+        self._index_seen: bytes | None = None
         self._version: tuple[int] | None = None
         self._checked_at: int | None = None
         self._results: dict[tuple[Any, ...], Any] = {}
@@ -230,26 +235,84 @@ class SqliteReads:
         if arrivals.counted and self._checked_at == arrivals.count:
             return
         count = arrivals.count
-        version = connection.execute("PRAGMA data_version").fetchone()
-        if version != self._version:
-            self._results.clear()
-            self._version = version
+        # Looked at before the version is read: a commit made in between
+        # moves the header past what is remembered here.
+        seen = self._index.header() if self._index is not None else None
+        if seen is None or seen != self._index_seen:
+            version = connection.execute("PRAGMA data_version").fetchone()
+            if version != self._version:
+                self._results.clear()
+                self._version = version
+            self._index_seen = seen
         # Only a check that succeeded counts: after a failed one, as when
         # the file was locked, the next read checks again.
         self._checked_at = count
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self._connection = _read_only_connection(self._url)
+            self._connection, database = _read_only_connection(self._url)
+            self._index = _wal_index_of(self._connection, database)
         return self._connection
 
     async def dispose(self) -> None:
         self._results.clear()
         self._version = None
         self._checked_at = None
+        self._index_seen = None
+        if self._index is not None:
+            self._index.close()
+            self._index = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+class WalIndex:
+    """The header of a WAL database's index, where SQLite shares it.
+
+    In WAL mode every connection to a database shares an index kept in the
+    `-shm` file beside it, and each commit rewrites the index's header,
+    its change counter at least (https://www.sqlite.org/walformat.html,
+    "The WAL-Index Header"). SQLite writes the header as two copies, one
+    after the other, and its own readers read them without a lock. So
+    while these bytes stay as they were, nothing was committed: seeing
+    that costs a memory read, where PRAGMA data_version takes two file
+    locks that every worker's reads wait on in the kernel.
+    """
+
+    HEADER_BYTES = 96
+    """Both copies of the 48-byte header, at the start of the file."""
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self._mapped = mapped
+
+    @classmethod
+    def open(cls, database: str) -> WalIndex | None:
+        """The index of the database file `database`, if it can be mapped.
+
+        Map it only while a connection of this process has the database
+        open in WAL mode: SQLite empties the file only when no process has.
+        """
+        try:
+            descriptor = os.open(database + "-shm", os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            if os.fstat(descriptor).st_size < cls.HEADER_BYTES:
+                return None
+            return cls(mmap.mmap(descriptor, cls.HEADER_BYTES, prot=mmap.PROT_READ))
+        except (OSError, ValueError):
+            return None
+        finally:
+            os.close(descriptor)
+
+    def header(self) -> bytes:
+        """The header as it is now; torn by a commit underway, it differs
+        from both the old and the new one."""
+        return self._mapped[: self.HEADER_BYTES]
+
+    def close(self) -> None:
+        self._mapped.close()
 
 
 _NOT_KEPT = object()
@@ -263,13 +326,16 @@ _SQLITE = SQLiteDialect_pysqlite()
 """The dialect SqliteReads compiles for: `?` parameters, bound in order."""
 
 
-def _read_only_connection(database_url: str) -> sqlite3.Connection:
+def _read_only_connection(database_url: str) -> tuple[sqlite3.Connection, str | None]:
+    """A connection for reads, and the path of its file unless it is named
+    by a URI."""
     url = make_url(database_url).set(drivername="sqlite")
     # The file as SQLAlchemy finds it: a relative path is made absolute.
     (database,), options = _SQLITE.create_connect_args(url)
+    uri = bool(options.get("uri", False))
     connection = sqlite3.connect(
         database,
-        uri=options.get("uri", False),
+        uri=uri,
         timeout=1.0,
         # Autocommit: no transaction outlives a read, so each read sees every
         # commit made before it, by this process or another.
@@ -279,7 +345,24 @@ def _read_only_connection(database_url: str) -> sqlite3.Connection:
         check_same_thread=False,
     )
     connection.execute("PRAGMA query_only=ON")
-    return connection
+    return connection, None if uri else database
+
+
+def _wal_index_of(
+    connection: sqlite3.Connection, database: str | None
+) -> WalIndex | None:
+    """The WAL index the connection keeps open, if its database has one.
+
+    Asking for the journal mode opens the index, which then stays open with
+    the connection. Out of WAL mode there is no index to read, and a `-shm`
+    file left behind would never move.
+    """
+    if database is None:
+        return None
+    (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    if mode != "wal":
+        return None
+    return WalIndex.open(database)
 
 
 class PostgresReads:
