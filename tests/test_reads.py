@@ -463,8 +463,50 @@ class CountedIndex:
         self._looks.append(header)
         return header
 
-    def close(self) -> None:
-        self._index.close()
+
+INDEX_IN_USE = (
+    "import fcntl, os, struct, sys\n"
+    "descriptor = os.open(sys.argv[1] + '-shm', os.O_RDWR)\n"
+    "# The byte SQLite locks while it uses the index: past the header, the\n"
+    "# checkpoint information and the eight lock bytes (walformat.html).\n"
+    "asked = struct.pack('hhqqi4x', fcntl.F_WRLCK, os.SEEK_SET, 128, 1, 0)\n"
+    "answer = fcntl.fcntl(descriptor, fcntl.F_GETLK, asked)\n"
+    "print(struct.unpack('hhqqi4x', answer)[0] != fcntl.F_UNLCK)\n"
+)
+
+
+def index_in_use(database: str) -> bool:
+    """Whether another process finds the database's WAL index in use."""
+    found = subprocess.run(
+        [sys.executable, "-c", INDEX_IN_USE, database],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() == "True"
+
+
+@sqlite_only
+def test_the_mapped_wal_index_stays_in_use(
+    settings: Settings, clients: dict[str, str], counted: Arrivals
+) -> None:
+    """SQLite marks a WAL index in use with a POSIX lock, which a process
+    loses once it closes any descriptor of the file. Mapping the index, and
+    disposing of the reads while another connection of this process is
+    open, leave the mark; without it, another process opening the database
+    would empty the index under that connection."""
+    path = settings.database_url.removeprefix("sqlite:///")
+    reads = SqliteReads(settings.database_url, counted)
+    other = sqlite3.connect(path)
+    try:
+        other.execute("PRAGMA journal_mode").fetchone()
+        asyncio.run(find_client(reads, clients["plain"]))
+        assert isinstance(reads._index, WalIndex)
+        assert index_in_use(path)
+        asyncio.run(reads.dispose())
+        assert index_in_use(path)
+    finally:
+        other.close()
 
 
 def test_a_database_out_of_wal_mode_checks_its_data_version(

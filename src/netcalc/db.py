@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 import asyncpg
 from sqlalchemy import BindParameter, DateTime, MetaData, Select, event
@@ -258,10 +258,8 @@ class SqliteReads:
         self._results.clear()
         self._version = None
         self._checked_at = None
+        self._index = None
         self._index_seen = None
-        if self._index is not None:
-            self._index.close()
-            self._index = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -278,41 +276,58 @@ class WalIndex:
     while these bytes stay as they were, nothing was committed: seeing
     that costs a memory read, where PRAGMA data_version takes two file
     locks that every worker's reads wait on in the kernel.
+
+    SQLite's locks on the file are POSIX record locks, which a process
+    loses on all of its descriptors of a file once it closes any one of
+    them. Another process would then take the index for abandoned and
+    empty it under this one's connections. So an index, once mapped, and
+    its descriptors stay open as long as the process: one per file.
     """
 
     HEADER_BYTES = 96
     """Both copies of the 48-byte header, at the start of the file."""
 
+    _mapped: ClassVar[dict[tuple[int, int], WalIndex | None]] = {}
+    """Each index this process opened, by device and inode; None where it
+    could not be mapped."""
+
     def __init__(self, mapped: mmap.mmap) -> None:
-        self._mapped = mapped
+        self._header = mapped
 
     @classmethod
-    def open(cls, database: str) -> WalIndex | None:
+    def of(cls, database: str) -> WalIndex | None:
         """The index of the database file `database`, if it can be mapped.
 
-        Map it only while a connection of this process has the database
-        open in WAL mode: SQLite empties the file only when no process has.
+        Ask only while a connection of this process has the database open
+        in WAL mode: SQLite empties or replaces the file only when no
+        process has it open.
         """
+        path = database + "-shm"
         try:
-            descriptor = os.open(database + "-shm", os.O_RDONLY)
+            status = os.stat(path)
         except OSError:
             return None
+        key = (status.st_dev, status.st_ino)
+        if key not in cls._mapped:
+            cls._mapped[key] = cls._map(path)
+        return cls._mapped[key]
+
+    @classmethod
+    def _map(cls, path: str) -> WalIndex | None:
         try:
-            if os.fstat(descriptor).st_size < cls.HEADER_BYTES:
-                return None
+            descriptor = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        # The descriptor is never closed, whether the mapping succeeds or not.
+        try:
             return cls(mmap.mmap(descriptor, cls.HEADER_BYTES, prot=mmap.PROT_READ))
         except (OSError, ValueError):
             return None
-        finally:
-            os.close(descriptor)
 
     def header(self) -> bytes:
         """The header as it is now; torn by a commit underway, it differs
         from both the old and the new one."""
-        return self._mapped[: self.HEADER_BYTES]
-
-    def close(self) -> None:
-        self._mapped.close()
+        return self._header[: self.HEADER_BYTES]
 
 
 _NOT_KEPT = object()
@@ -362,7 +377,7 @@ def _wal_index_of(
     (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
     if mode != "wal":
         return None
-    return WalIndex.open(database)
+    return WalIndex.of(database)
 
 
 class PostgresReads:
