@@ -464,6 +464,39 @@ class CountedIndex:
         return header
 
 
+def test_a_linked_database_reads_the_index_sqlite_uses(
+    tmp_path: Path, counted: Arrivals
+) -> None:
+    """Reached through a symbolic link, the database's WAL index lies
+    beside the file SQLite follows the link to. A `-shm` file left beside
+    the link, which no commit moves, is not the one looked at, and a commit
+    elsewhere is seen."""
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "marks.db"
+    with sqlite3.connect(real) as database:
+        database.execute("PRAGMA journal_mode=WAL")
+        database.execute("CREATE TABLE marks (mark INTEGER)")
+    link = tmp_path / "marks.db"
+    link.symlink_to(real)
+    (tmp_path / "marks.db-shm").write_bytes(bytes(32768))
+    reads = SqliteReads(f"sqlite:///{link}", counted)
+    marks = select(func.count()).select_from(text("marks"))
+
+    async def count_before_and_after_a_commit() -> tuple[int, int]:
+        before = await reads.read(marks, {}, first_value)
+        assert isinstance(reads._index, WalIndex)
+        with sqlite3.connect(real) as database:
+            database.execute("INSERT INTO marks VALUES (1)")
+        counted.note()
+        after = await reads.read(marks, {}, first_value)
+        return before, after
+
+    try:
+        assert asyncio.run(count_before_and_after_a_commit()) == (0, 1)
+    finally:
+        asyncio.run(reads.dispose())
+
+
 INDEX_IN_USE = (
     "import fcntl, os, struct, sys\n"
     "descriptor = os.open(sys.argv[1] + '-shm', os.O_RDWR)\n"
@@ -509,6 +542,12 @@ def test_the_mapped_wal_index_stays_in_use(
         other.close()
 
 
+def first_value(rows: list[Row]) -> Any:
+    """The first column of the first row; one function, so that a second
+    read with it may be answered from memory."""
+    return rows[0][0]
+
+
 def test_a_database_out_of_wal_mode_checks_its_data_version(
     tmp_path: Path, counted: Arrivals
 ) -> None:
@@ -525,13 +564,13 @@ def test_a_database_out_of_wal_mode_checks_its_data_version(
     statements: list[str] = []
 
     async def count_before_and_after_a_commit() -> tuple[int, int]:
-        before = await reads.read(marks, {}, lambda rows: rows[0][0])
+        before = await reads.read(marks, {}, first_value)
         assert reads._index is None
         reads._connect().set_trace_callback(statements.append)
         with sqlite3.connect(path) as database:
             database.execute("INSERT INTO marks VALUES (1)")
         counted.note()
-        after = await reads.read(marks, {}, lambda rows: rows[0][0])
+        after = await reads.read(marks, {}, first_value)
         return before, after
 
     try:

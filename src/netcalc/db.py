@@ -250,8 +250,8 @@ class SqliteReads:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self._connection, database = _read_only_connection(self._url)
-            self._index = _wal_index_of(self._connection, database)
+            self._connection = _read_only_connection(self._url)
+            self._index = _wal_index_of(self._connection)
         return self._connection
 
     async def dispose(self) -> None:
@@ -341,16 +341,13 @@ _SQLITE = SQLiteDialect_pysqlite()
 """The dialect SqliteReads compiles for: `?` parameters, bound in order."""
 
 
-def _read_only_connection(database_url: str) -> tuple[sqlite3.Connection, str | None]:
-    """A connection for reads, and the path of its file unless it is named
-    by a URI."""
+def _read_only_connection(database_url: str) -> sqlite3.Connection:
     url = make_url(database_url).set(drivername="sqlite")
     # The file as SQLAlchemy finds it: a relative path is made absolute.
     (database,), options = _SQLITE.create_connect_args(url)
-    uri = bool(options.get("uri", False))
     connection = sqlite3.connect(
         database,
-        uri=uri,
+        uri=options.get("uri", False),
         timeout=1.0,
         # Autocommit: no transaction outlives a read, so each read sees every
         # commit made before it, by this process or another.
@@ -360,24 +357,27 @@ def _read_only_connection(database_url: str) -> tuple[sqlite3.Connection, str | 
         check_same_thread=False,
     )
     connection.execute("PRAGMA query_only=ON")
-    return connection, None if uri else database
+    return connection
 
 
-def _wal_index_of(
-    connection: sqlite3.Connection, database: str | None
-) -> WalIndex | None:
+def _wal_index_of(connection: sqlite3.Connection) -> WalIndex | None:
     """The WAL index the connection keeps open, if its database has one.
 
     Asking for the journal mode opens the index, which then stays open with
     the connection. Out of WAL mode there is no index to read, and a `-shm`
-    file left behind would never move.
+    file left behind would never move. The index lies beside the file as
+    SQLite names it, symbolic links followed: a `-shm` file beside a link
+    is not SQLite's.
     """
-    if database is None:
-        return None
     (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
     if mode != "wal":
         return None
-    return WalIndex.of(database)
+    database = next(
+        file
+        for _, name, file in connection.execute("PRAGMA database_list")
+        if name == "main"
+    )
+    return WalIndex.of(database) if database else None
 
 
 class PostgresReads:
