@@ -18,7 +18,8 @@ def mode(path: Path) -> int:
 
 def migrate(database: Path) -> list[int]:
     """Write the schema into `database`; the modes of its write-ahead log and
-    shared-memory index, which exist while a connection is open."""
+    shared-memory index, which exist while a connection is open, beside
+    the file a link leads to."""
 
     async def migrate_and_keep_open() -> list[int]:
         engine = create_engine(f"sqlite:///{database}")
@@ -27,7 +28,8 @@ def migrate(database: Path) -> list[int]:
             async with engine.connect() as connection:
                 await connection.exec_driver_sql("SELECT 1")
                 return [
-                    mode(Path(f"{database}{suffix}")) for suffix in ("-wal", "-shm")
+                    mode(Path(f"{database.resolve()}{suffix}"))
+                    for suffix in ("-wal", "-shm")
                 ]
         finally:
             await engine.dispose()
@@ -41,6 +43,21 @@ def test_a_new_database_is_its_owners_alone(tmp_path: Path) -> None:
     database = tmp_path / "data" / "netcalc.db"
 
     log_modes = migrate(database)
+
+    assert mode(database.parent) == 0o700
+    assert mode(database) == 0o600
+    assert log_modes == [0o600, 0o600]
+
+
+def test_a_new_database_behind_a_link_is_its_owners_alone(tmp_path: Path) -> None:
+    """A database path that is a link to no file yet makes the file where it
+    leads, in a new 0700 folder, 0600 with its log and index as any new
+    database."""
+    database = tmp_path / "data" / "netcalc.db"
+    link = tmp_path / "netcalc.db"
+    link.symlink_to(database)
+
+    log_modes = migrate(link)
 
     assert mode(database.parent) == 0o700
     assert mode(database) == 0o600

@@ -129,7 +129,9 @@ def _make_private_file(url: str) -> None:
     # A `uri=true` database is named by a URI, which is not a file path.
     if not database or database == ":memory:" or asbool(parsed.query.get("uri")):
         return
-    path = Path(database)
+    # SQLite follows a symbolic link to the file it opens. O_EXCL would not,
+    # and SQLite would make the file a link names with its default mode.
+    path = Path(database).resolve()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
