@@ -299,6 +299,35 @@ def test_keys_rotate_publishes_before_signing(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_keys_rotate_withdraw_refuses_the_old_keys_tokens(tmp_path: Path) -> None:
+    """`keys rotate --withdraw`, for a key that may have leaked: from the
+    server's next key refresh, the old key is no longer published and a
+    token it signed is refused; new tokens are signed with the new key."""
+    server = ServerProcess(tmp_path / "withdraw", NETCALC_KEY_REFRESH_SECONDS="0.5")
+    server.start()
+    try:
+        issued = create_credentials(server, "withdraw@example.com")
+        old = get_token(server, issued)
+        url = server.url + "/api/account/subnets"
+        assert httpx.get(url, headers=bearer(old)).status_code == 200
+        withdrawn = server.cli("keys", "rotate", "--withdraw")
+        assert withdrawn.returncode == 0, withdrawn.stderr
+        assert "withdrawn" in withdrawn.stdout
+        deadline = time.monotonic() + 10
+        while (
+            httpx.get(url, headers=bearer(old)).status_code == 200
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        assert httpx.get(url, headers=bearer(old)).status_code == 401
+        (kid,) = published_kids(server, 1)
+        new = get_token(server, issued)
+        assert kid_of(new) == kid != kid_of(old)
+        assert httpx.get(url, headers=bearer(new)).status_code == 200
+    finally:
+        server.stop()
+
+
 def kid_of(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 

@@ -136,6 +136,34 @@ def kid_of(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
+def test_withdrawn_keys_tokens_are_refused(
+    client: TestClient, settings: Settings, console: Console, issued: IssuedSecret
+) -> None:
+    """A rotation that withdraws the old keys takes them out of the key set,
+    and once the server reloads its keys every token they signed is refused,
+    one it verified before included; new tokens work."""
+    old_token = get_token(client, issued)
+
+    def account_call(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.get("/api/account/subnets", headers=headers).status_code
+
+    assert account_call(old_token) == 200
+    sealer = KeySealer(settings.server_secret())
+    new_kid = console.run(
+        lambda e: rotate_keys(e, sealer, "ES256", 3600, withdraw=True)
+    )
+    client.portal.call(client.app.runtime.keys.refresh)  # type: ignore[attr-defined]
+    published = [
+        key["kid"] for key in client.get("/.well-known/jwks.json").json()["keys"]
+    ]
+    assert published == [new_kid]
+    assert account_call(old_token) == 401
+    new_token = get_token(client, issued)
+    assert kid_of(new_token) == new_kid
+    assert account_call(new_token) == 200
+
+
 def test_retired_key_unpublished_after_its_tokens_expire(
     settings: Settings, console: Console
 ) -> None:

@@ -336,13 +336,24 @@ def keys_rotate(
         bool,
         typer.Option(
             "--now",
-            help="Sign with the new key at once, as when the old one may have "
-            "leaked; resource servers holding a cached key set refuse its tokens "
-            "until they fetch it again.",
+            help="Sign with the new key from each server's next key refresh, "
+            "without waiting for caches of the key set; resource servers holding "
+            "one refuse the new tokens until they fetch it again. Old tokens keep "
+            "working: see --withdraw.",
+        ),
+    ] = False,
+    withdraw: Annotated[
+        bool,
+        typer.Option(
+            "--withdraw",
+            help="Also stop trusting every old key, for a key that has or may "
+            "have leaked: from each server's next key refresh, every token the "
+            "old keys signed is refused, and clients get new ones. Implies --now.",
         ),
     ] = False,
 ) -> None:
     """Make a new signing key; old public keys stay published until expiry."""
+    now = now or withdraw
 
     async def rotate(settings: Settings, engine: AsyncEngine) -> tuple[str, int]:
         sealer = KeySealer(settings.server_secret())
@@ -352,11 +363,23 @@ def keys_rotate(
         lifetime = settings.token_ttl_max + refresh
         switch_after = 0 if now else KEY_SET_MAX_AGE + refresh
         kid = await rotate_keys(
-            engine, sealer, settings.signing_alg, lifetime, switch_after=switch_after
+            engine,
+            sealer,
+            settings.signing_alg,
+            lifetime,
+            switch_after=switch_after,
+            withdraw=withdraw,
         )
         return kid, switch_after
 
     kid, switch_after = _with_database(rotate)
+    if withdraw:
+        typer.echo(
+            f"New signing key {kid}; every older key is withdrawn. Running servers "
+            "sign with the new key, and refuse every token an older key signed, "
+            "after their next key refresh (NETCALC_KEY_REFRESH_SECONDS)."
+        )
+        return
     if now:
         typer.echo(
             f"New signing key {kid}. Running servers sign with it after their next "

@@ -42,6 +42,10 @@ class VerifiedTokens:
             return None
         return kept[1]
 
+    def forget_all(self) -> None:
+        """Check every token again, as when a key that signed some left."""
+        self._tokens.clear()
+
     def remember(self, token: str, policy: TokenPolicy, access: AccessToken) -> None:
         """Note that `token` is signed by our key and valid under `policy`."""
         if len(self._tokens) >= self._capacity:
@@ -73,8 +77,13 @@ class KeyRing:
     async def refresh(self) -> None:
         """Reload from the database, picking up rotations by any instance."""
         keys = await load_keys(self._engine, self._sealer)
+        by_kid = {key.kid: key for key in keys}
+        if self._by_kid.keys() - by_kid.keys():
+            # A key left the set: the tokens it signed are refused from now
+            # on, those verified before included.
+            self.verified.forget_all()
         self._keys = keys
-        self._by_kid = {key.kid: key for key in keys}
+        self._by_kid = by_kid
         self._last_refresh = time.monotonic()
         self._choose()
 

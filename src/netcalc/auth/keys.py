@@ -156,6 +156,7 @@ async def rotate_keys(
     max_token_ttl: int,
     *,
     switch_after: int = 0,
+    withdraw: bool = False,
     actor: str = CLI_ACTOR,
 ) -> str:
     """Make a new key, published at once, and retire the current keys
@@ -164,7 +165,9 @@ async def rotate_keys(
     A retired key stays published for `max_token_ttl` seconds after its
     retirement, the longest any token it signed can live. A key already due
     to retire later is retired at the new time instead, so a rotation with
-    no wait ends every older key's signing at once.
+    no wait ends every older key's signing at once. `withdraw` also ends
+    the publication of every older key now, for keys that may have leaked:
+    whoever holds one could sign tokens of any lifetime.
     """
     switch = utcnow() + timedelta(seconds=switch_after)
     async with engine.begin() as connection:
@@ -181,8 +184,14 @@ async def rotate_keys(
                 published_until=switch + timedelta(seconds=max_token_ttl),
             )
         )
+        if withdraw:
+            await connection.execute(
+                update(signing_keys)
+                .where(signing_keys.c.published_until > switch)
+                .values(published_until=switch)
+            )
     kid = await create_key(engine, sealer, alg)
-    details = {"alg": alg, "signs_from": switch.isoformat()}
+    details = {"alg": alg, "signs_from": switch.isoformat(), "withdrawn": withdraw}
     await record(engine, "keys.rotated", actor=actor, subject=kid, details=details)
     return kid
 
