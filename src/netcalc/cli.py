@@ -352,7 +352,8 @@ def keys_rotate(
         ),
     ] = False,
 ) -> None:
-    """Make a new signing key; old public keys stay published until expiry."""
+    """Make a new signing key; old public keys stay published while their
+    tokens live, unless withdrawn."""
     now = now or withdraw
 
     async def rotate(settings: Settings, engine: AsyncEngine) -> tuple[str, int]:
