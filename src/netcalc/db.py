@@ -289,12 +289,12 @@ class WalIndex:
     HEADER_BYTES = 96
     """Both copies of the 48-byte header, at the start of the file."""
 
-    _mapped: ClassVar[dict[tuple[int, int], WalIndex | None]] = {}
+    _opened: ClassVar[dict[tuple[int, int], WalIndex | None]] = {}
     """Each index this process opened, by device and inode; None where it
     could not be mapped."""
 
     def __init__(self, mapped: mmap.mmap) -> None:
-        self._header = mapped
+        self._mapped = mapped
 
     @classmethod
     def of(cls, database: str) -> WalIndex | None:
@@ -310,9 +310,9 @@ class WalIndex:
         except OSError:
             return None
         key = (status.st_dev, status.st_ino)
-        if key not in cls._mapped:
-            cls._mapped[key] = cls._map(path)
-        return cls._mapped[key]
+        if key not in cls._opened:
+            cls._opened[key] = cls._map(path)
+        return cls._opened[key]
 
     @classmethod
     def _map(cls, path: str) -> WalIndex | None:
@@ -329,7 +329,7 @@ class WalIndex:
     def header(self) -> bytes:
         """The header as it is now; torn by a commit underway, it differs
         from both the old and the new one."""
-        return self._header[: self.HEADER_BYTES]
+        return self._mapped[: self.HEADER_BYTES]
 
 
 _NOT_KEPT = object()
