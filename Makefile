@@ -15,8 +15,6 @@ $(PY):
 install: $(PY)
 	$(PY) -m pip install -q -e .
 
-# Tokens and the server metadata name the issuer; it follows PORT unless set.
-run: export NETCALC_ISSUER ?= http://127.0.0.1:$(PORT)
 run: install
 	$(NETCALC) migrate
 	$(NETCALC) demo --port $(PORT)

@@ -14,6 +14,7 @@ import httpx
 import jwt
 import pytest
 
+from netcalc.cli import issuer_served_at
 from tests.support import PASSWORD, ServerProcess
 from tests.test_console import CSRF
 
@@ -378,6 +379,51 @@ def test_operations_endpoints(server: ServerProcess) -> None:
         in (metrics)
     )
     assert "netcalc_token_request_seconds_bucket" in metrics
+
+
+def test_issuer_follows_the_address_served_unless_set(tmp_path: Path) -> None:
+    """Without NETCALC_ISSUER, the metadata and the tokens' `iss` name the
+    port `serve` listens on, in every worker."""
+    server = ServerProcess(tmp_path / "issuer", workers=2)
+    del server.env["NETCALC_ISSUER"]
+    server.start()
+    try:
+        metadata_url = server.url + "/.well-known/oauth-authorization-server"
+        metadata = httpx.get(metadata_url).json()
+        assert metadata["issuer"] == server.url
+        assert metadata["token_endpoint"] == server.url + "/oauth2/token"
+        issued = create_credentials(server, "issuer@example.com")
+        for _ in range(4):
+            claims = jwt.decode(
+                get_token(server, issued), options={"verify_signature": False}
+            )
+            assert claims["iss"] == server.url
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "issuer", "warned"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:9000", True),  # noqa: S104
+        ("::", "http://127.0.0.1:9000", True),
+        ("::1", "http://[::1]:9000", False),
+        ("10.0.0.5", "http://10.0.0.5:9000", False),
+    ],
+)
+def test_issuer_named_from_the_listening_address(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    host: str,
+    issuer: str,
+    warned: bool,
+) -> None:
+    """An address of every interface names loopback and asks for the setting."""
+    # Set, then removed: the test's end puts the environment back as it was.
+    monkeypatch.setenv("NETCALC_ISSUER", "http://replaced.example")
+    monkeypatch.delenv("NETCALC_ISSUER")
+    assert issuer_served_at(host, 9000).issuer == issuer
+    assert ("set it to the URL clients reach" in capsys.readouterr().err) is warned
 
 
 def test_revocation_reaches_every_worker(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -119,6 +120,8 @@ def serve(
 ) -> None:
     """Run the server, migrating the database first."""
     settings = _settings()
+    if "issuer" not in settings.model_fields_set:
+        settings = issuer_served_at(host, port)
     proxies = settings.forwarded_allow_ips
     _with_database(_prepare)
     typer.echo(
@@ -140,6 +143,32 @@ def serve(
         log_level="warning",
         timeout_keep_alive=settings.keep_alive_seconds,
     )
+
+
+# Recognised in the --host given, never bound to by netcalc itself.
+_EVERY_INTERFACE = frozenset({"", "0.0.0.0", "::"})  # noqa: S104
+
+
+def issuer_served_at(host: str, port: int) -> Settings:
+    """Settings whose issuer is this server's own address, for when
+    NETCALC_ISSUER is unset: tokens and metadata then name the port served.
+
+    The workers read their settings from the environment, so the issuer goes
+    there. An address of every interface names no host clients could use, so
+    the issuer names loopback and the operator is told to set it.
+    """
+    name = "127.0.0.1" if host in _EVERY_INTERFACE else host
+    if ":" in name:
+        name = f"[{name}]"
+    issuer = f"http://{name}:{port}"
+    os.environ["NETCALC_ISSUER"] = issuer
+    if host in _EVERY_INTERFACE:
+        typer.echo(
+            f"NETCALC_ISSUER is not set, so tokens name the issuer {issuer}; "
+            "set it to the URL clients reach this server at.",
+            err=True,
+        )
+    return _settings()
 
 
 async def _prepare(settings: Settings, engine: AsyncEngine) -> None:
