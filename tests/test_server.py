@@ -204,6 +204,14 @@ def test_demo_a_second_time_says_how_to_get_a_secret(server: ServerProcess) -> N
     # The suite runs the CLI as `python -m netcalc`.
     listing = "'python -m netcalc credentials list --account demo@example.com'"
     assert listing in again.stdout
+    # What it advises works even once the demo credentials are revoked.
+    client_id = first.stdout.split("client_id:")[1].split()[0]
+    assert server.cli("credentials", "revoke", client_id).returncode == 0
+    advised = re.search(r"'python -m netcalc (credentials create [^']*)'", again.stdout)
+    assert advised is not None, again.stdout
+    made = server.cli(*advised.group(1).split())
+    assert made.returncode == 0, made.stderr
+    assert "client_secret:" in made.stdout
 
 
 def test_cli_says_when_an_account_is_in_that_state_already(

@@ -496,9 +496,10 @@ def demo(
         cli = _invoked_as()
         typer.echo(
             "Accounts exist already, so no demo credentials were made. Secrets are "
-            f"shown only once: '{cli} credentials list --account {DEMO_EMAIL}' "
-            f"shows the client ids, '{cli} credentials rotate CLIENT_ID' gives one "
-            "a new secret."
+            f"shown only once: '{cli} credentials create --account {DEMO_EMAIL}' "
+            f"makes new credentials, '{cli} credentials list --account "
+            f"{DEMO_EMAIL}' shows the client ids, and '{cli} credentials rotate "
+            "CLIENT_ID' gives credentials not revoked a new secret."
         )
         return
     typer.echo(
