@@ -229,3 +229,24 @@ def test_the_calculator_prefix_takes_only_what_its_route_would(
     if direct:
         assert route is not None
         assert route.endpoint is calculator_routes.calculate
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/ip/1.2.3.4%0A"),
+        ("GET", "/healthz%0a"),
+        ("GET", "/api/account/subnets%0A"),
+        ("POST", "/api/auth/token%0A"),
+        ("POST", "/oauth2/token%0A"),
+    ],
+)
+def test_a_path_ending_in_a_line_break_is_no_endpoint(
+    client: TestClient, method: str, path: str
+) -> None:
+    """The break is not dropped to reach the route the rest of the path names."""
+    answer = client.request(method, path)
+    assert answer.status_code == 404
+    assert answer.json() == {"status": "NOT_FOUND", "message": "No such endpoint."}
+    for name, value in HEADERS:
+        assert answer.headers[name.decode()] == value.decode()

@@ -7,7 +7,8 @@ FastAPI serves and documents; `DirectApp` calls them straight away when the
 method and path match exactly, or the method matches and the path extends a
 registered prefix, running their guards and reading their parameters itself.
 Every other request, a wrong method or a near-miss path included, goes
-through FastAPI.
+through FastAPI, except a path ending in a line break, which no route
+serves and which Starlette's routing would mistake for the path without it.
 Both ways answer errors through `netcalc.responses` and add the security
 headers, so a caller cannot tell them apart.
 """
@@ -24,8 +25,8 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from netcalc.errors import NetcalcError
-from netcalc.responses import JSONBody, OAuthProblem, raised_error_body
+from netcalc.errors import NetcalcError, NoSuchEndpoint
+from netcalc.responses import JSONBody, OAuthProblem, error_body, raised_error_body
 from netcalc.security_headers import HEADERS, SecurityHeaders
 
 if TYPE_CHECKING:
@@ -130,17 +131,25 @@ class DirectApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._direct_route(scope)
-        if route is None:
+        if route is not None:
+            scope["app"] = self
+            await _send(await route.answer(Request(scope, receive)), send)
+        elif scope["type"] == "http" and scope["path"].endswith("\n"):
+            # Starlette's path patterns end in `$`, which also matches before
+            # a final line break: `/healthz%0A` would be served as `/healthz`.
+            await _send(error_body(NoSuchEndpoint()), send)
+        else:
             await self._framework(scope, receive, send)
-            return
-        scope["app"] = self
-        response = await route.answer(Request(scope, receive))
-        headers = [*response.raw_headers, *HEADERS]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
+
+
+async def _send(response: JSONBody, send: Send) -> None:
+    """Send a whole answer with the security headers."""
+    headers = [*response.raw_headers, *HEADERS]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
