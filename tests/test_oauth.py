@@ -248,6 +248,17 @@ def test_scope_beyond_credentials_is_invalid_scope(server: ServerProcess) -> Non
     assert _error(response) == (400, "invalid_scope")
 
 
+def test_disabled_account_is_unauthorized_client(server: ServerProcess) -> None:
+    """Valid credentials of a disabled account get no token until enabled."""
+    issued = credentials(server)
+    assert server.cli("accounts", "disable", issued["email"]).returncode == 0
+    refused = oauth_token(server, issued)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "unauthorized_client"
+    assert server.cli("accounts", "enable", issued["email"]).returncode == 0
+    assert oauth_token(server, issued).status_code == 200
+
+
 def test_repeated_parameters_refused(server: ServerProcess) -> None:
     """A parameter given twice is invalid_request (RFC 6749 §3.2)."""
     issued = credentials(server)
