@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, get_args
 
 import httpx
@@ -18,14 +20,21 @@ from starlette.testclient import TestClient
 from netcalc.accounts import service
 from netcalc.accounts.activity import EVENT_TITLES, NOT_AN_EMAIL
 from netcalc.accounts.tables import accounts
-from netcalc.audit import MAX_LIMIT, Event, audit_events, list_events
+from netcalc.audit import (
+    CLI_ACTOR,
+    MAX_LIMIT,
+    Event,
+    audit_events,
+    list_events,
+    purge_events,
+)
 from netcalc.auth.client_secrets import hash_secret
 from netcalc.auth.keys import KeySealer, rotate_keys
 from netcalc.db import utcnow
 from netcalc.errors import UsageError
 from netcalc.schema import metadata
 from netcalc.settings import Settings
-from tests.support import PASSWORD, Console, ServerProcess
+from tests.support import PASSWORD, Console, ServerProcess, make_settings
 from tests.test_console import (
     csrf_of,
     generate,
@@ -328,6 +337,60 @@ def test_listing_limit_is_bounded(console: Console, limit: int) -> None:
 def test_every_event_has_a_title() -> None:
     """The Activity page has a name for every kind of event."""
     assert set(EVENT_TITLES) == set(get_args(Event))
+
+
+def backdated(console: Console, *days_ago: int) -> None:
+    """Store one event for each age given, in days."""
+
+    async def store(engine: AsyncEngine) -> None:
+        async with engine.begin() as connection:
+            for days in days_ago:
+                await connection.execute(
+                    audit_events.insert().values(
+                        occurred_at=utcnow() - timedelta(days=days),
+                        event="signout",
+                        actor=CLI_ACTOR,
+                        subject=f"{days} days ago",
+                    )
+                )
+
+    console.run(store)
+
+
+def subjects(console: Console) -> list[str]:
+    return [event["subject"] for event in trail(console)]
+
+
+def test_purge_deletes_only_events_past_retention(console: Console) -> None:
+    """Older events go, oldest first and a batch at a time; newer ones stay."""
+    backdated(console, 400, 366, 367, 364, 1)
+    purged = console.run(lambda e: purge_events(e, timedelta(days=365), batch=2))
+    assert purged == 2
+    assert subjects(console) == ["366 days ago", "364 days ago", "1 days ago"]
+    assert console.run(lambda e: purge_events(e, timedelta(days=365))) == 1
+    assert console.run(lambda e: purge_events(e, timedelta(days=365))) == 0
+    assert subjects(console) == ["364 days ago", "1 days ago"]
+
+
+@pytest.mark.server
+def test_server_purges_the_trail_past_retention(tmp_path: Path) -> None:
+    """A running server deletes events older than NETCALC_AUDIT_RETENTION_DAYS
+    and keeps the rest."""
+    server = ServerProcess(
+        tmp_path / "retention",
+        NETCALC_AUDIT_RETENTION_DAYS="30",
+        NETCALC_KEY_REFRESH_SECONDS="0.2",
+    )
+    server.start()
+    try:
+        console = Console(make_settings(server.folder))
+        backdated(console, 31, 29)
+        deadline = time.monotonic() + 10
+        while "31 days ago" in subjects(console) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert subjects(console) == ["29 days ago"]
+    finally:
+        server.stop()
 
 
 def test_migrations_match_the_tables(console: Console) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from netcalc import calculator, subnets
 from netcalc.accounts.console import console_router
+from netcalc.audit import purge_events
 from netcalc.auth import oauth, routes
 from netcalc.auth.store import purge_expired_revocations
 from netcalc.calculator import routes as calculator_routes
@@ -32,12 +34,16 @@ logger = logging.getLogger("netcalc")
 
 
 async def _maintain(runtime: Runtime) -> None:
-    """Keep keys in step with other instances and drop stale revocations."""
+    """Keep keys in step with other instances; drop stale revocations and
+    audit events past their retention."""
+    retention_days = runtime.settings.audit_retention_days
     while True:
         await asyncio.sleep(runtime.settings.key_refresh_seconds)
         try:
             await runtime.keys.refresh()
             await purge_expired_revocations(runtime.engine)
+            if retention_days:
+                await purge_events(runtime.engine, timedelta(days=retention_days))
         except Exception:
             logger.exception("periodic maintenance failed; retrying later")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, select
@@ -41,6 +42,10 @@ CLI_ACTOR = "cli"
 
 MAX_LIMIT = 10_000
 """The most events one listing returns."""
+
+PURGE_BATCH = 1_000
+"""The most events one purge deletes, so a trail long past its retention is
+cut over several maintenance rounds without holding the writer for long."""
 
 audit_events = Table(
     "audit_events",
@@ -145,3 +150,24 @@ def _present(row: Any) -> dict[str, Any]:
         "address": row["address"],
         "details": json.loads(row["details"]) if row["details"] else {},
     }
+
+
+async def purge_events(
+    engine: AsyncEngine, retention: timedelta, batch: int = PURGE_BATCH
+) -> int:
+    """Delete up to `batch` of the oldest events older than `retention`;
+    returns how many were deleted."""
+    cutoff = utcnow() - retention
+    oldest = (
+        select(audit_events.c.id)
+        .where(audit_events.c.occurred_at < cutoff)
+        .order_by(audit_events.c.occurred_at)
+        .limit(batch)
+    )
+    async with engine.begin() as connection:
+        ids = (await connection.execute(oldest)).scalars().all()
+        if ids:
+            await connection.execute(
+                audit_events.delete().where(audit_events.c.id.in_(ids))
+            )
+    return len(ids)

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""
     redis_url: str | None = None
     revocation_resync_seconds: float = Field(10.0, gt=0)
+    # Days an audit event is kept; 0 keeps every event.
+    audit_retention_days: int = Field(365, ge=0, le=100 * 365)
 
     @field_validator(
         "failed_auth_per_client",
