@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Iterator
@@ -12,17 +13,20 @@ from typing import Any
 import httpx
 import pytest
 from anyio import from_thread
+from limits import parse
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from netcalc.accounts import console as console_routes
+from netcalc.accounts import service
 from netcalc.accounts import sessions as session_store
 from netcalc.accounts.sessions import VISITOR_LIFETIME
 from netcalc.accounts.tables import accounts
 from netcalc.accounts.tables import console_sessions as sessions
 from netcalc.app import create_app
 from netcalc.db import utcnow
+from netcalc.errors import TooManySignUps
 from netcalc.runtime import Runtime
 from netcalc.security_headers import CONTENT_SECURITY_POLICY
 from netcalc.settings import Settings
@@ -336,6 +340,52 @@ def test_sign_in_is_throttled_per_email(client: TestClient, console: Console) ->
     assert int(response.headers["retry-after"]) > 0
     assert "Too many failed attempts" in response.text
     assert sign_in(client, "bystander@example.com", PASSWORD).status_code == 303
+
+
+def test_sign_ups_are_limited_per_address(
+    tmp_path: Path, settings: Settings, console: Console
+) -> None:
+    """Past the limit no sign-up is tried, failed ones having counted too."""
+    tight = make_settings(
+        tmp_path, database_url=settings.database_url, signups_per_address="2/hour"
+    )
+    with TestClient(create_app(tight)) as client:
+        mismatched = post_form(
+            client,
+            "/signup",
+            {"email": "a@example.com", "password": PASSWORD, "password_again": "x"},
+            "/signup",
+        )
+        assert mismatched.status_code == 400
+        sign_up(client, "first@example.com")
+        with other_browser(client):
+            refused = post_form(
+                client,
+                "/signup",
+                {
+                    "email": "third@example.com",
+                    "password": PASSWORD,
+                    "password_again": PASSWORD,
+                },
+                "/signup",
+            )
+    assert refused.status_code == 429
+    assert 3000 < int(refused.headers["retry-after"]) <= 3600
+    assert "Too many sign-ups from this address" in refused.text
+    assert console.run(service.count_accounts) == 1
+
+
+def test_sign_up_limit_counts_each_address_apart() -> None:
+    """One address over its limit leaves another's sign-ups alone."""
+
+    async def scenario() -> None:
+        limit = session_store.SignUpLimit(parse("1/hour"))
+        await limit.count("192.0.2.1")
+        with pytest.raises(TooManySignUps):
+            await limit.count("192.0.2.1")
+        await limit.count("192.0.2.2")
+
+    asyncio.run(scenario())
 
 
 def test_failures_counted_during_the_check_refuse_the_right_password(

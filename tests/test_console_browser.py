@@ -71,7 +71,10 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server for every browser test of the module."""
-    process = ServerProcess(tmp_path_factory.mktemp("console"))
+    # Every test signs up from the same address.
+    process = ServerProcess(
+        tmp_path_factory.mktemp("console"), NETCALC_SIGNUPS_PER_ADDRESS="100/hour"
+    )
     process.start()
     try:
         yield process

@@ -183,15 +183,24 @@ class TooManyRequests(GrantError):
     # RFC 6749 has no code for throttling; this one says "retry later".
     oauth_error = "temporarily_unavailable"
     default_message = "Too many failed attempts; retry later."
+    counted = "failed attempts"
+    """What there were too many of, as the message says it."""
 
     def __init__(self, retry_after: int) -> None:
         self.retry_after = max(1, retry_after)
         super().__init__(
-            f"Too many failed attempts; retry in {self.retry_after} seconds."
+            f"Too many {self.counted}; retry in {self.retry_after} seconds."
         )
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class TooManySignUps(TooManyRequests):
+    """Too many console sign-ups from this address, successful or not."""
+
+    default_message = "Too many sign-ups from this address; retry later."
+    counted = "sign-ups from this address"
 
 
 class CredentialsNotFound(GrantError):

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     failed_auth_per_address: str = "60/minute"
     failed_signin_per_email: str = "5/minute"
     failed_signin_per_address: str = "30/minute"
+    signups_per_address: str = "10/hour"
     key_refresh_seconds: float = Field(30.0, gt=0)
     usage_flush_seconds: float = Field(5.0, gt=0)
     clock_skew_seconds: int = Field(30, ge=0, le=300)
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
         "failed_auth_per_address",
         "failed_signin_per_email",
         "failed_signin_per_address",
+        "signups_per_address",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:

@@ -198,6 +198,7 @@ async def sign_up(request: Request) -> Response:
     runtime = runtime_of(request)
     email, password = form.get("email"), form.get("password")
     try:
+        await runtime.console.sign_ups.count(_address(request))
         if password != form.get("password_again"):
             raise UsageError("The two passwords are not the same.")
         account_id = await service.create_account(
@@ -207,10 +208,11 @@ async def sign_up(request: Request) -> Response:
             actor=console_actor(email.strip().lower()),
             address=_address(request),
         )
-    except UsageError as error:
+    except (TooManyRequests, UsageError) as error:
         return render(
             "signup.html",
-            400,
+            error.http_status,
+            error.headers(),
             csrf_token=session.csrf_token,
             email=email,
             error=error.message,

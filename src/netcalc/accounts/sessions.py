@@ -1,4 +1,4 @@
-"""Server-side sessions of the web console, and its sign-in throttle.
+"""Server-side sessions of the web console, and its sign-in and sign-up limits.
 
 The cookie carries a random session token with an HMAC of it, so a forged
 or altered cookie is refused without a database read. The database keeps
@@ -18,12 +18,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from limits import parse
-from limits.aio.storage import Storage
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +34,7 @@ from netcalc.accounts.tables import accounts, console_sessions
 from netcalc.auth.derive import derive_key
 from netcalc.auth.throttle import FailureThrottle
 from netcalc.db import utcnow
+from netcalc.errors import TooManySignUps
 from netcalc.settings import Settings
 
 SESSION_KEY_PURPOSE = "netcalc console session"
@@ -216,12 +220,29 @@ class SignInThrottle:
         await self._throttle.failed("signin:" + email, "signin:" + address)
 
 
+class SignUpLimit:
+    """Sign-ups allowed per address, counted whether they succeed or not:
+    each one costs an argon2id hash, and most store an account."""
+
+    def __init__(self, limit: RateLimitItem, storage: Storage | None = None) -> None:
+        self._limit = limit
+        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+
+    async def count(self, address: str) -> None:
+        """Count one sign-up from `address`; raise TooManySignUps past the limit."""
+        key = "signup:" + address
+        if not await self._limiter.hit(self._limit, key):
+            stats = await self._limiter.get_window_stats(self._limit, key)
+            raise TooManySignUps(math.ceil(stats.reset_time - time.time()))
+
+
 @dataclass(frozen=True)
 class ConsoleAuth:
-    """What the console needs to sign account holders in, built once."""
+    """What the console needs to sign account holders up and in, built once."""
 
     sessions: SessionStore
     throttle: SignInThrottle
+    sign_ups: SignUpLimit
 
     @classmethod
     def build(
@@ -231,11 +252,13 @@ class ConsoleAuth:
         server_secret: bytes,
         storage: Storage | None = None,
     ) -> ConsoleAuth:
-        """The session store and the sign-in throttle, counting in `storage`."""
+        """The session store and the sign-in and sign-up limits, counting in
+        `storage`."""
         key = derive_key(server_secret, SESSION_KEY_PURPOSE)
         throttle = FailureThrottle(
             parse(settings.failed_signin_per_email),
             parse(settings.failed_signin_per_address),
             storage,
         )
-        return cls(SessionStore(engine, key), SignInThrottle(throttle))
+        sign_ups = SignUpLimit(parse(settings.signups_per_address), storage)
+        return cls(SessionStore(engine, key), SignInThrottle(throttle), sign_ups)
