@@ -18,8 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
-from netcalc.accounts import console as console_routes
-from netcalc.accounts import service
+from netcalc.accounts import service, visitors
 from netcalc.accounts import sessions as session_store
 from netcalc.accounts.sessions import VISITOR_LIFETIME
 from netcalc.accounts.tables import accounts
@@ -395,7 +394,7 @@ def test_failures_counted_during_the_check_refuse_the_right_password(
     it was being checked refuse it, so a burst cannot slip it through."""
     console.account("burst@example.com")
     runtime: Runtime = client.app.runtime  # type: ignore[attr-defined]
-    check = console_routes.verify_password
+    check = visitors.verify_password
 
     def check_while_the_burst_fails(stored: str | None, password: str) -> bool:
         for _ in range(5):
@@ -404,7 +403,7 @@ def test_failures_counted_during_the_check_refuse_the_right_password(
             )
         return check(stored, password)
 
-    monkeypatch.setattr(console_routes, "verify_password", check_while_the_burst_fails)
+    monkeypatch.setattr(visitors, "verify_password", check_while_the_burst_fails)
     response = sign_in(client, "burst@example.com", PASSWORD)
     assert response.status_code == 429
     assert "Too many failed attempts" in response.text
