@@ -445,6 +445,25 @@ def test_disabled_account_cannot_sign_in(client: TestClient, console: Console) -
     assert "disabled" in response.text
 
 
+def test_disabling_ends_the_sessions_for_good(
+    client: TestClient, console: Console
+) -> None:
+    """A session open when its account is disabled does not come back when
+    the account is enabled again."""
+    account_id = console.account("paused@example.com")
+    assert sign_in(client, "paused@example.com", PASSWORD).status_code == 303
+    assert client.get("/credentials", follow_redirects=False).status_code == 200
+    console.run(lambda e: service.set_disabled(e, account_id, True))
+    console.run(lambda e: service.set_disabled(e, account_id, False))
+    again = client.get("/credentials", follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["location"] == "/signin"
+    signed_out = client.post("/signout", follow_redirects=False)
+    assert signed_out.status_code == 303
+    assert signed_out.headers["location"] == "/signin"
+    assert 'netcalc_session=""' in signed_out.headers["set-cookie"]
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

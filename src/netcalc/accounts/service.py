@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.passwords import hash_password
-from netcalc.accounts.tables import accounts, credentials
+from netcalc.accounts.tables import accounts, console_sessions, credentials
 from netcalc.audit import CLI_ACTOR, Event, record
 from netcalc.auth.announcements import (
     account_disabled,
@@ -103,7 +103,8 @@ async def set_disabled(
     actor: str = CLI_ACTOR,
     address: str | None = None,
 ) -> bool:
-    """Disable an account, refusing its tokens at once, or enable it again.
+    """Disable an account, refusing its tokens and ending its console
+    sessions at once, or enable it again.
 
     Returns False when the account was in that state already, which changes
     nothing and records nothing.
@@ -119,6 +120,13 @@ async def set_disabled(
     async with engine.begin() as connection:
         if not (await connection.execute(statement)).rowcount:
             return False
+        if disabled:
+            # Ended, not hidden: a session must not come back on enabling.
+            await connection.execute(
+                delete(console_sessions).where(
+                    console_sessions.c.account_id == account_id
+                )
+            )
         await notify_in_transaction(connection, announcement(account_id))
         subject = await connection.scalar(email)
         if subject is not None:

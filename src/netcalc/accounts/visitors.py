@@ -163,11 +163,18 @@ async def sign_up(request: Request) -> Response:
 @visitor_router.post("/signout")
 async def sign_out(request: Request) -> Response:
     """End the session and forget its cookie."""
+    if await session_of(request) is None:
+        # Ended already, as by disabling the account: there is no CSRF token
+        # to check and nothing to end, so only the cookie is forgotten.
+        return _without_cookie(request, redirect("/signin"))
     session, _ = await posted(request)
     runtime = runtime_of(request)
     await runtime.console.sessions.end(session)
     await signed_out(runtime.engine, session, client_address(request))
-    response = redirect("/signin")
+    return _without_cookie(request, redirect("/signin"))
+
+
+def _without_cookie(request: Request, response: Response) -> Response:
     response.delete_cookie(
         COOKIE_NAME,
         path="/",
