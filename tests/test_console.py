@@ -473,8 +473,27 @@ def test_disabling_ends_the_sessions_for_good(
         ({"email": "a\x00b@example.com"}, "is not an email address"),
         ({"email": "\x1b[2Jevil\x07@example.com"}, "is not an email address"),
         ({"email": "a\x85b@example.com"}, "is not an email address"),
+        ({"email": "ev\u202eli@example.com"}, "is not an email address"),
+        ({"email": "zero\u200bwidth@example.com"}, "is not an email address"),
+        ({"email": "a@example..com"}, "is not an email address"),
+        ({"email": ".a.@example.com"}, "is not an email address"),
+        ({"email": "a" * 65 + "@example.com"}, "is not an email address"),
+        ({"email": "a@" + ".".join(["b" * 63] * 4)}, "is not an email address"),
     ],
-    ids=["short-password", "mismatch", "bad-email", "nul", "escapes", "c1-control"],
+    ids=[
+        "short-password",
+        "mismatch",
+        "bad-email",
+        "nul",
+        "escapes",
+        "c1-control",
+        "right-to-left-override",
+        "zero-width-space",
+        "empty-domain-label",
+        "dots-at-the-ends",
+        "long-local-part",
+        "over-254",
+    ],
 )
 def test_sign_up_refuses_bad_input(
     client: TestClient, fields: dict[str, str], message: str
@@ -592,6 +611,9 @@ def test_generate_with_scope_and_lifetime(client: TestClient) -> None:
         ({"token_ttl": "soon"}, "whole number"),
         ({"name": "  "}, "1 to 100 characters"),
         ({"name": "ci\x1b[2J"}, "none of them control characters"),
+        ({"name": "ci\u202enoitcudorp"}, "none of them control characters"),
+        ({"name": "ci\u2028deploy"}, "none of them control characters"),
+        ({"name": "ci ncs_" + "A" * 49}, "must not hold a client secret"),
         ({"scope": "admin"}, "Unknown scope"),
     ],
     ids=[
@@ -601,6 +623,9 @@ def test_generate_with_scope_and_lifetime(client: TestClient) -> None:
         "words",
         "blank-name",
         "escape-in-name",
+        "right-to-left-override",
+        "line-separator",
+        "secret-in-name",
         "unknown-scope",
     ],
 )

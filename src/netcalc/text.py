@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import unicodedata
 
-_UNPRINTABLE = ("Cc", "Cs")
-"""Unicode categories refused: control characters and lone surrogates."""
+_UNPRINTABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})
+"""Unicode categories refused: control characters, lone surrogates, and line
+and paragraph separators."""
+
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+"""The marks that reorder the text after them (Unicode bidirectional controls)."""
 
 
 def is_printable(text: str) -> bool:
-    """True if `text` holds no control character and no lone surrogate.
+    """True if `text` holds no control character, lone surrogate, line or
+    paragraph separator, or bidirectional control.
 
     PostgreSQL refuses NUL and UTF-8 cannot encode a lone surrogate, so
     neither can be stored faithfully; and the CLI prints emails and names
-    to an operator's terminal, which escape sequences would rewrite.
+    to an operator's terminal, which escape sequences would rewrite, and
+    separators or bidirectional controls would break or reorder.
     """
-    return all(unicodedata.category(char) not in _UNPRINTABLE for char in text)
+    return not any(
+        char in _BIDI_CONTROLS or unicodedata.category(char) in _UNPRINTABLE
+        for char in text
+    )
+
+
+def is_visible(text: str) -> bool:
+    """True if `text` is printable and holds no invisible formatting at all.
+
+    Names may need joiners, as some scripts do; an identifier such as an
+    email must not, or two that look the same could be different.
+    """
+    return is_printable(text) and all(
+        unicodedata.category(char) != "Cf" for char in text
+    )

@@ -26,14 +26,29 @@ from netcalc.auth.announcements import (
     client_revoked,
     notify_in_transaction,
 )
-from netcalc.auth.client_secrets import hash_secret, new_client_id, new_client_secret
+from netcalc.auth.client_secrets import (
+    hash_secret,
+    holds_client_secret,
+    new_client_id,
+    new_client_secret,
+)
 from netcalc.auth.scopes import check_known
 from netcalc.db import new_id, utcnow
 from netcalc.errors import InvalidScope, NotFound, UsageError, quoted
 from netcalc.settings import MAX_ROTATION_GRACE
-from netcalc.text import is_printable
+from netcalc.text import is_printable, is_visible
 
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{1,63}")
+_EMAIL = re.compile(
+    r"(?P<local>[^@\s.]+(?:\.[^@\s.]+)*)@(?:[^@\s.]{1,63}\.)+[^@\s.]{1,63}"
+)
+"""An email's shape: dot-separated words on both sides of the @, the domain
+having at least two labels of at most 63 characters each."""
+
+_LONGEST_EMAIL = 254
+"""The longest address mail can be sent to (RFC 5321 §4.5.3.1.3)."""
+
+_LONGEST_LOCAL_PART = 64
+"""The longest part before the @ (RFC 5321 §4.5.3.1.1)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,13 @@ class IssuedSecret:
 def normalise_email(email: str) -> str:
     """The email as stored: trimmed, lower-cased, and of a plausible shape."""
     cleaned = email.strip().lower()
-    if _EMAIL.fullmatch(cleaned) is None or not is_printable(cleaned):
+    shape = _EMAIL.fullmatch(cleaned)
+    if (
+        shape is None
+        or len(cleaned) > _LONGEST_EMAIL
+        or len(shape["local"]) > _LONGEST_LOCAL_PART
+        or not is_visible(cleaned)
+    ):
         raise UsageError(f"{quoted(email)} is not an email address.")
     return cleaned
 
@@ -216,6 +237,12 @@ def _check_credentials(
         raise UsageError(
             "A credentials name needs 1 to 100 characters, none of them "
             "control characters."
+        )
+    if holds_client_secret(name):
+        # Names are shown and recorded in the audit trail; a secret never is.
+        raise UsageError(
+            "A credentials name must not hold a client secret; name them for "
+            "what uses them."
         )
     try:
         check_known(scopes)

@@ -68,6 +68,11 @@ def is_client_secret(value: str) -> bool:
     return hmac.compare_digest(_checksum(body), tail)
 
 
+def holds_client_secret(text: str) -> bool:
+    """True when `text` contains something shaped like a client secret."""
+    return _SECRET.search(text) is not None
+
+
 def hash_secret(key: bytes, secret: str) -> str:
     """The keyed hash stored for a secret (HMAC-SHA256, hex)."""
     return hmac.digest(key, secret.encode(), sha256).hex()

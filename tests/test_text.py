@@ -1,0 +1,61 @@
+"""What text netcalc stores and prints back: names, and emails."""
+
+from __future__ import annotations
+
+import pytest
+
+from netcalc.accounts.service import normalise_email
+from netcalc.errors import UsageError
+from netcalc.text import is_printable, is_visible
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "office",
+        "Büro 2",
+        "\u0646\u06cc\u0645\u200c\u0641\u0627\u0635\u0644\u0647",
+        "dev \U0001f468\u200d\U0001f4bb",
+        "a" * 100,
+    ],
+    ids=["ascii", "accents", "non-joiner", "emoji-joiner", "long"],
+)
+def test_names_may_use_what_scripts_and_emoji_need(name: str) -> None:
+    """Joiners are formatting that real names use, so names may hold them."""
+    assert is_printable(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a\x00b", "a\x1b[2J", "a\x85b", "a\ud800b", "a\u2028b", "a\u2029b", "a\u202eb"],
+    ids=["nul", "escape", "c1", "surrogate", "line-sep", "para-sep", "rtl-override"],
+)
+def test_names_refuse_what_breaks_or_reorders_a_printed_line(name: str) -> None:
+    """Controls, separators and direction marks would rewrite an operator's
+    terminal or make an audit line read other than it is."""
+    assert not is_printable(name)
+
+
+def test_identifiers_refuse_invisible_formatting() -> None:
+    """A zero-width character would make two emails look the same."""
+    assert is_visible("ops@example.com")
+    assert not is_visible("o\u200bps@example.com")
+    assert not is_visible("o\u200dps@example.com")
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["ops@example.com", " Ops.Team@Mail.Example.com ", "a@b.co", "x" * 64 + "@e.io"],
+)
+def test_plausible_emails_are_kept_trimmed_and_lower_cased(email: str) -> None:
+    """An email of a usual shape is stored trimmed and in lower case."""
+    assert normalise_email(email) == email.strip().lower()
+
+
+def test_an_email_of_254_characters_is_the_longest() -> None:
+    """RFC 5321 caps a deliverable address at 254 characters."""
+    longest = "a@" + ".".join(["b" * 63] * 3) + "." + "c" * 60
+    assert len(longest) == 254
+    assert normalise_email(longest) == longest
+    with pytest.raises(UsageError, match="not an email address"):
+        normalise_email(longest + "c")
