@@ -242,6 +242,18 @@ def test_cli_errors_are_sentences(server: ServerProcess) -> None:
     assert "No credentials have the client id" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["serve", "demo"])
+@pytest.mark.parametrize("port", ["0", "65536", "70000"])
+def test_ports_outside_the_tcp_range_are_refused(
+    tmp_path: Path, command: str, port: str
+) -> None:
+    """A port TCP cannot have is refused, not wrapped around to another."""
+    refused = ServerProcess(tmp_path / "ports").cli(command, "--port", port)
+    assert refused.returncode == 2
+    assert "Invalid value for '--port'" in refused.stderr
+    assert not (tmp_path / "ports" / "netcalc.db").exists()
+
+
 def test_revocation_through_cli_bites_at_once(server: ServerProcess) -> None:
     """From the moment `credentials revoke` returns, the token is refused."""
     issued = create_credentials(server, "revoke@example.com")

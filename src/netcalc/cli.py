@@ -115,7 +115,9 @@ def _print_secret(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port to listen on.")
+    ] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the server, migrating the database first."""
@@ -472,7 +474,9 @@ def _invoked_as() -> str:
 
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="Port shown in the curl line.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port shown in the curl line.")
+    ] = 8000,
 ) -> None:
     """Create a demo account and credentials, if there are no accounts yet."""
     password = secrets.token_urlsafe(12)
