@@ -241,6 +241,30 @@ def test_request_errors(
     assert _error(response) == (400, expected)
 
 
+def test_parameters_without_a_value_count_as_omitted(server: ServerProcess) -> None:
+    """RFC 6749 §3.2: an empty parameter is as if it was not sent, so empty
+    body credentials beside Basic are no second method, and an empty
+    grant_type or scope is missing rather than unsupported or unknown."""
+    issued = credentials(server)
+    body = "grant_type=client_credentials&client_id=&client_secret=&scope="
+    granted = httpx.post(
+        server.url + "/oauth2/token",
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        auth=(issued["client_id"], issued["client_secret"]),
+    )
+    assert granted.status_code == 200, granted.text
+    assert granted.json()["scope"] == "subnets:read subnets:write"
+    blank_grant = oauth_token(server, issued, grant_type="")
+    assert _error(blank_grant) == (400, "invalid_request")
+    introspected = httpx.post(
+        server.url + "/oauth2/introspect",
+        data={"token": "", "client_id": issued["client_id"]},
+        auth=(issued["client_id"], issued["client_secret"]),
+    )
+    assert _error(introspected) == (400, "invalid_request")
+
+
 def test_scope_beyond_credentials_is_invalid_scope(server: ServerProcess) -> None:
     """Read-only credentials asking for write get invalid_scope."""
     issued = credentials(server, "--scope", "subnets:read")

@@ -7,6 +7,7 @@ their answers; reading, throttling, logging and counting are the same.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from starlette.requests import Request
 
@@ -14,7 +15,6 @@ from netcalc.auth.grant import GrantedToken
 from netcalc.auth.token_request import (
     TokenRequest,
     authenticate_client,
-    parse_body,
     token_request_of,
 )
 from netcalc.errors import NetcalcError
@@ -30,8 +30,12 @@ def client_address(request: Request) -> str:
     return str(client[0]) if client else "unknown"
 
 
+FieldReader = Callable[[str | None, bytes], dict[str, str]]
+"""Reads the token request's fields from its media type and body."""
+
+
 async def exchange(
-    request: Request, endpoint: str, *, allow_json: bool
+    request: Request, endpoint: str, read_fields: FieldReader
 ) -> tuple[TokenRequest, GrantedToken]:
     """Read a token request and run the grant, logging one line either way."""
     runtime = runtime_of(request)
@@ -42,7 +46,7 @@ async def exchange(
     try:
         body = await read_body(request, runtime.settings.body_limit)
         content_type = header(request, b"content-type")
-        fields = parse_body(content_type, body, allow_json=allow_json)
+        fields = read_fields(content_type, body)
         client = authenticate_client(fields, header(request, b"authorization"))
         # Known before the grant_type check, so that its refusal is logged
         # with the client that sent it.

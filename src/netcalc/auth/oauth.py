@@ -22,7 +22,7 @@ from netcalc.auth.announcements import token_revoked
 from netcalc.auth.exchange import client_address, exchange
 from netcalc.auth.scopes import ACCOUNT_SCOPES
 from netcalc.auth.store import ClientRecord, revoke_token
-from netcalc.auth.token_request import authenticate_client, parse_body
+from netcalc.auth.token_request import authenticate_client, oauth_form_fields
 from netcalc.auth.tokens import AccessToken, verify_token
 from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError, UnexpectedError
 from netcalc.http_body import header, read_body
@@ -65,7 +65,7 @@ def _rfc6749_answers(
 @_rfc6749_answers
 async def token(request: Request) -> JSONBody:
     """The client credentials grant with RFC 6749 §5.1 and §5.2 answers."""
-    _, granted = await exchange(request, "/oauth2/token", allow_json=False)
+    _, granted = await exchange(request, "/oauth2/token", oauth_form_fields)
     body = {
         "access_token": granted.access_token,
         "token_type": "Bearer",
@@ -79,11 +79,10 @@ async def _caller_and_token(request: Request) -> tuple[ClientRecord, str]:
     """Authenticate the calling client and read the `token` parameter."""
     runtime = runtime_of(request)
     body = await read_body(request, runtime.settings.body_limit)
-    fields = parse_body(
+    fields = oauth_form_fields(
         header(request, b"content-type"),
         body,
         ("client_id", "client_secret", "token", "token_type_hint"),
-        allow_json=False,
     )
     presented = authenticate_client(fields, header(request, b"authorization"))
     caller = await runtime.grant.authenticate(presented, client_address(request))

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from netcalc.auth.exchange import exchange
 from netcalc.auth.keys import KEY_SET_MAX_AGE
+from netcalc.auth.token_request import parse_body
 from netcalc.openapi import TOKEN_REQUEST
 from netcalc.responses import NO_STORE, JSONBody, ok
 from netcalc.runtime import runtime_of
@@ -17,7 +18,7 @@ router = APIRouter()
 @router.post("/api/auth/token", openapi_extra=TOKEN_REQUEST)
 async def token_endpoint(request: Request) -> JSONBody:
     """Exchange client credentials for an access token (CONTRACT §1)."""
-    token_request, granted = await exchange(request, "/api/auth/token", allow_json=True)
+    token_request, granted = await exchange(request, "/api/auth/token", parse_body)
     token: dict[str, str | int] = {
         "access_token": granted.access_token,
         "token_type": "bearer",

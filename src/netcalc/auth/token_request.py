@@ -72,6 +72,19 @@ def parse_body(
     raise MissingHeader("Send the body as application/x-www-form-urlencoded.")
 
 
+def oauth_form_fields(
+    content_type: str | None, body: bytes, names: tuple[str, ...] = TOKEN_FIELDS
+) -> dict[str, str]:
+    """The named fields of the form body of an RFC 6749 endpoint.
+
+    A field sent without a value counts as not sent (RFC 6749 §3.2), so an
+    empty `client_secret=` beside Basic authentication is no second method.
+    Raises as `parse_body` does, refusing JSON.
+    """
+    fields = parse_body(content_type, body, names, allow_json=False)
+    return {name: value for name, value in fields.items() if value}
+
+
 def _json_fields(body: bytes, names: tuple[str, ...]) -> dict[str, str]:
     document = parse_json_object(body)
     fields: dict[str, str] = {}
