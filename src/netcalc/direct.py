@@ -5,10 +5,12 @@ and middleware layers costing more than reading the credentials and signing
 the token together. The routes registered here are the same route functions
 FastAPI serves and documents; `DirectApp` calls them straight away when the
 method and path match exactly, or the method matches and the path extends a
-registered prefix, running their guards and reading their parameters itself.
-Every other request, a wrong method or a near-miss path included, goes
-through FastAPI, except a path ending in a line break, which no route
-serves and which Starlette's routing would mistake for the path without it.
+registered prefix, running their guards and reading their parameters itself;
+a prefix route also takes the line breaks Starlette's patterns refuse, so
+they reach its parameter checks. Every other request, a wrong method or a
+near-miss path included, goes through FastAPI, except a path ending in a
+line break, which no route serves and which Starlette's routing would
+mistake for the path without it.
 Both ways answer errors through `netcalc.responses` and add the security
 headers, so a caller cannot tell them apart.
 """
@@ -118,13 +120,13 @@ class DirectApp(FastAPI):
         if route is not None or not self.direct_prefixes:
             return route
         for (prefix_method, prefix), candidate in self.direct_prefixes.items():
-            # Starlette's path pattern takes no line break and an empty rest
-            # is another route's: both are left to FastAPI.
+            # An empty rest is another route's, left to FastAPI. A rest with
+            # a line break is taken here, though Starlette's pattern would not
+            # match it, so that it is refused as the value it is.
             if (
                 method == prefix_method
                 and path.startswith(prefix)
                 and len(path) > len(prefix)
-                and "\n" not in path
             ):
                 return candidate
         return None
