@@ -6,6 +6,8 @@ import asyncio
 import json
 import re
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -252,6 +254,75 @@ def test_ports_outside_the_tcp_range_are_refused(
     assert refused.returncode == 2
     assert "Invalid value for '--port'" in refused.stderr
     assert not (tmp_path / "ports" / "netcalc.db").exists()
+
+
+def test_cli_does_not_make_a_database_it_was_not_asked_to(tmp_path: Path) -> None:
+    """A command reading a database that is not there says so and creates
+    nothing, since the setting is likelier mistyped than new."""
+    cli = ServerProcess(tmp_path / "none").cli
+    listed = cli("credentials", "list", "--account", "a@example.com")
+    assert listed.returncode == 1
+    assert "There is no database at" in listed.stderr
+    assert "migrate" in listed.stderr
+    assert not (tmp_path / "none" / "netcalc.db").exists()
+    assert cli("migrate").returncode == 0
+    assert (tmp_path / "none" / "netcalc.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("file", "file is not a database"),
+        (
+            "postgresql://netcalc:hunter2@127.0.0.1:1/netcalc",
+            "postgresql://netcalc:***@",
+        ),
+    ],
+    ids=["not-a-database", "unreachable-server"],
+)
+def test_cli_names_a_database_it_cannot_use(
+    tmp_path: Path, url: str, said: str
+) -> None:
+    """One line names the database and the reason, without its password."""
+    folder = tmp_path / "unusable"
+    if url == "file":
+        folder.mkdir()
+        (folder / "netcalc.db").write_text("not a database\n")
+        process = ServerProcess(folder)
+    else:
+        process = ServerProcess(folder, NETCALC_DATABASE_URL=url)
+    refused = process.cli("credentials", "list", "--account", "a@example.com")
+    assert refused.returncode == 1
+    assert said in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "hunter2" not in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_password_on_stdin_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 get one sentence, not a traceback."""
+    process = ServerProcess(tmp_path / "bytes")
+    assert process.cli("migrate").returncode == 0
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netcalc",
+            "accounts",
+            "create",
+            "x@example.com",
+            "--password-stdin",
+        ],
+        input=b"Secret\xff\xfe-1234567\n",
+        capture_output=True,
+        env=process.env,
+        cwd=process.folder,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 1
+    assert b"not UTF-8" in made.stderr
+    assert b"Traceback" not in made.stderr
 
 
 def test_revocation_through_cli_bites_at_once(server: ServerProcess) -> None:

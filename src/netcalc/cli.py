@@ -14,6 +14,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
+from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts import service
@@ -26,7 +28,7 @@ from netcalc.auth.announcements import (
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KEY_SET_MAX_AGE, KeySealer, rotate_keys
 from netcalc.auth.revocations import publish
-from netcalc.db import create_engine
+from netcalc.db import create_engine, sqlite_file
 from netcalc.errors import NetcalcError
 from netcalc.http_limits import LimitedHttpProtocol
 from netcalc.migrate import upgrade
@@ -74,8 +76,15 @@ def _settings() -> Settings:
         _fail(error.message)
 
 
-def _with_database(work: Callable[[Settings, AsyncEngine], Awaitable[T]]) -> T:
-    """Run `work` on a migrated database, turning netcalc errors into messages."""
+def _with_database(
+    work: Callable[[Settings, AsyncEngine], Awaitable[T]], *, creates: bool = False
+) -> T:
+    """Run `work` on a migrated database, turning netcalc errors and a
+    database that cannot be used into messages.
+
+    Only a command that `creates` the database may start a new SQLite file:
+    for any other, a missing file is a mistyped setting, not a fresh start.
+    """
     settings = _settings()
 
     async def run() -> T:
@@ -87,9 +96,30 @@ def _with_database(work: Callable[[Settings, AsyncEngine], Awaitable[T]]) -> T:
             await engine.dispose()
 
     try:
+        if not creates:
+            _require_database(settings.database_url)
         return asyncio.run(run())
     except NetcalcError as error:
         _fail(error.message)
+    except (SQLAlchemyError, OSError) as error:
+        _fail(_unusable(settings.database_url, error))
+
+
+def _require_database(url: str) -> None:
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        _fail(
+            f"There is no database at {path}: check NETCALC_DATABASE_URL, or "
+            f"run '{_invoked_as()} migrate' to create it."
+        )
+
+
+def _unusable(url: str, error: Exception) -> str:
+    """Which database failed and why, in one line, with no password."""
+    where = sqlite_file(url) or make_url(url).render_as_string(hide_password=True)
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    reason = " ".join(str(cause).split()) or type(cause).__name__
+    return f"The database at {where} cannot be used: {reason}."
 
 
 def _print_json(value: Any) -> None:
@@ -125,7 +155,7 @@ def serve(
     if "issuer" not in settings.model_fields_set:
         settings = issuer_served_at(host, port)
     proxies = settings.forwarded_allow_ips
-    _with_database(_prepare)
+    _with_database(_prepare, creates=True)
     typer.echo(
         f"netcalc serving on http://{host}:{port} with {workers} worker(s).", err=True
     )
@@ -187,7 +217,7 @@ def migrate() -> None:
     async def done(settings: Settings, engine: AsyncEngine) -> None:
         typer.echo("The database is up to date.")
 
-    _with_database(done)
+    _with_database(done, creates=True)
 
 
 @accounts_app.command("create")
@@ -199,7 +229,10 @@ def accounts_create(
 ) -> None:
     """Create an account."""
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            password = sys.stdin.readline().rstrip("\r\n")
+        except UnicodeDecodeError:
+            _fail("The password on stdin is not UTF-8 text.")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
@@ -495,7 +528,7 @@ def demo(
             max_ttl=settings.token_ttl_max,
         )
 
-    issued = _with_database(seed)
+    issued = _with_database(seed, creates=True)
     if issued is None:
         cli = _invoked_as()
         typer.echo(

@@ -120,18 +120,28 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names, links followed; None for other databases,
+    memory, and `uri=true` URLs, which name no file path."""
+    parsed = make_url(async_url(url))
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    if not database or database == ":memory:" or asbool(parsed.query.get("uri")):
+        return None
+    # SQLite follows a symbolic link to the file it opens.
+    return Path(database).resolve()
+
+
 def _make_private_file(url: str) -> None:
     # The file holds password and secret hashes and the sealed signing keys,
     # so a new one is its owner's alone; SQLite gives its -wal and -shm
     # files the database file's mode.
-    parsed = make_url(url)
-    database = parsed.database
-    # A `uri=true` database is named by a URI, which is not a file path.
-    if not database or database == ":memory:" or asbool(parsed.query.get("uri")):
+    path = sqlite_file(url)
+    if path is None:
         return
-    # SQLite follows a symbolic link to the file it opens. O_EXCL would not,
-    # and SQLite would make the file a link names with its default mode.
-    path = Path(database).resolve()
+    # O_EXCL does not follow links, and SQLite would make the file a link
+    # names with its default mode: hence the resolved path.
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

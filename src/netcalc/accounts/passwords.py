@@ -29,7 +29,9 @@ _DECOY_HASH = _hasher.hash("netcalc decoy password")
 
 
 def check_policy(password: str) -> None:
-    """Refuse passwords that are too short or absurdly long."""
+    """Refuse passwords that are too short, absurdly long, or not text."""
+    if not _is_text(password):
+        raise UsageError("A password must be text: it holds bytes that are not UTF-8.")
     if len(password) < MIN_LENGTH:
         raise UsageError(f"A password needs at least {MIN_LENGTH} characters.")
     if len(password) > MAX_LENGTH:
@@ -45,7 +47,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """True when `password` matches; spends the same time for unknown accounts."""
-    if len(password) > MAX_LENGTH:
+    if len(password) > MAX_LENGTH or not _is_text(password):
         return False
     try:
         with _turns:
@@ -53,3 +55,13 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     except (VerificationError, InvalidHashError):
         return False
     return matched and stored_hash is not None
+
+
+def _is_text(password: str) -> bool:
+    # A terminal's undecodable bytes reach Python as lone surrogates, which
+    # argon2 cannot encode.
+    try:
+        password.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
