@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
+import httpx
 import pytest
 
 from netcalc.security_headers import HEADERS as SECURITY_HEADERS
@@ -388,3 +389,34 @@ def test_memory_stays_bounded_under_abuse(bounded: ServerProcess) -> None:
     after = rss_kib(bounded.pid)
     print(f"server RSS KiB: before {before}, under load {during}, after {after}")
     assert max(during, after) - before < 64 * 1024
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        (b"/healthz", 200),
+        (b"/.well-known/jwks.json", 200),
+        (b"/.well-known/oauth-authorization-server", 200),
+        (b"/api/ip/10.0.0.0/24", 200),
+        (b"/signin", 200),
+        (b"/api/account/subnets", 401),
+        (b"/api/auth/token", 405),
+    ],
+)
+def test_head_is_answered_as_get_without_the_body(
+    bounded: ServerProcess, target: bytes, status: int
+) -> None:
+    """HEAD gets GET's status and head, Content-Length included, and no
+    body: the next response on the connection follows straight after."""
+    get = httpx.get(bounded.url + target.decode())
+    with connect(bounded) as sock:
+        sock.sendall(
+            request(b"HEAD", target, close=False) + request(b"GET", b"/healthz")
+        )
+        answers = read_until_closed(sock)
+    head, _, rest = answers.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status)
+    assert get.status_code == status
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert int(fields[b"content-length"]) == len(get.content)
+    assert rest.startswith(b"HTTP/1.1 200 ")

@@ -181,7 +181,7 @@ def test_security_headers_on_every_response(client: TestClient, path: str) -> No
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/signin", "GET, POST"),
+        ("PUT", "/signin", "GET, HEAD, POST"),
         ("POST", "/static/console.css", "GET, HEAD"),
         # Under the static mount, not the app's sign-in page it ends like.
         ("POST", "/static/signin", "GET, HEAD"),

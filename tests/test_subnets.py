@@ -430,8 +430,8 @@ def test_bits_as_ascii_digits_accepted(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", SUBNETS, "GET, POST"),
-        ("PATCH", SUBNETS + "/0123456789abcdef", "DELETE, GET"),
+        ("PUT", SUBNETS, "GET, HEAD, POST"),
+        ("PATCH", SUBNETS + "/0123456789abcdef", "DELETE, GET, HEAD"),
     ],
 )
 def test_a_method_no_route_takes_names_every_method_that_does(

@@ -132,6 +132,10 @@ class DirectApp(FastAPI):
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            # HEAD is GET without the body (RFC 9110 §9.3.2). The server,
+            # whose own scope still says HEAD, leaves the body unsent.
+            scope = {**scope, "method": "GET"}
         route = self._direct_route(scope)
         if route is not None:
             scope["app"] = self

@@ -142,14 +142,18 @@ def _allowed_methods(request: Request) -> str:
     scope = request.scope
     root_path = scope.get("app_root_path", scope.get("root_path", ""))
     app_scope = {**scope, "root_path": root_path}
-    return ", ".join(
+    answered = {
         method
         for method in _METHODS
         if any(
             route.matches({**app_scope, "method": method})[0] == Match.FULL
             for route in routes
         )
-    )
+    }
+    # Every GET is answered to HEAD too (netcalc.direct).
+    if "GET" in answered:
+        answered.add("HEAD")
+    return ", ".join(method for method in _METHODS if method in answered)
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
