@@ -95,7 +95,7 @@ def test_success_carries_the_security_headers(
     ("method", "path", "status"),
     [
         ("POST", "/api/auth/token/", 404),
-        ("HEAD", "/api/account/subnets", 405),
+        ("DELETE", "/api/account/subnets", 405),
         ("PUT", "/oauth2/introspect", 405),
     ],
 )

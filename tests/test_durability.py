@@ -229,6 +229,7 @@ def crash_round(server: ServerProcess, ledger: Ledger, seed: int) -> None:
 
 def seed_account(server: ServerProcess, ledger: Ledger) -> None:
     """An account with three credentials, made before any crash."""
+    assert server.cli("migrate").returncode == 0
     made = server.cli("accounts", "create", EMAIL, "--password-stdin", stdin=PASSWORD)
     assert made.returncode == 0, made.stderr
     for _ in range(3):
