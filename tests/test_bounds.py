@@ -420,3 +420,37 @@ def test_head_is_answered_as_get_without_the_body(
     fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])
     assert int(fields[b"content-length"]) == len(get.content)
     assert rest.startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "message"),
+    [
+        (b"GET /healthz HTTP/1.1", 400, "Send exactly one Host header."),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: a.example\r\nHost: b.example",
+            400,
+            "Send exactly one Host header.",
+        ),
+        (
+            b"GET /api/account/subnets HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer one\r\nAuthorization: Bearer two",
+            400,
+            "Send at most one Authorization header.",
+        ),
+        (b"GET /healthz HTTP/1.0", 200, None),
+    ],
+    ids=["no-host", "two-hosts", "two-authorizations", "http-1.0-without-host"],
+)
+def test_a_head_a_proxy_could_read_otherwise_is_refused(
+    bounded: ServerProcess, head: bytes, status: int, message: str | None
+) -> None:
+    """RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host; no request
+    may carry two Authorization fields for a proxy and netcalc to split."""
+    with connect(bounded) as sock:
+        sock.sendall(head + b"\r\nConnection: close\r\n\r\n")
+        answer = read_until_closed(sock)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split(b" ")[1] == str(status).encode()
+    if message is not None:
+        body = json.loads(rest.partition(b"\r\n\r\n")[2])
+        assert body == {"status": "INVALID_REQUEST", "message": message}

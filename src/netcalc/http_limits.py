@@ -3,7 +3,7 @@
 uvicorn's httptools protocol accepts a request head of any size and waits
 for ever on a request that never finishes, so a few slow or bloated clients
 could hold this process's memory and sockets. `LimitedHttpProtocol` adds
-three bounds in the parser itself, with no per-request middleware:
+these bounds in the parser itself, with no per-request middleware:
 
 - the request line and header fields together may hold at most
   NETCALC_HEADER_LIMIT bytes: 414 when the URL alone passes it, else 431;
@@ -15,6 +15,9 @@ three bounds in the parser itself, with no per-request middleware:
 - a connection may pipeline at most PIPELINE_DEPTH requests ahead of the
   answers; past that it is answered 400 and closed, like a request that is
   not HTTP at all.
+- an HTTP/1.1 request without exactly one Host field, or any request with
+  more than one Authorization field, is answered 400 and the connection
+  closed: a proxy in front of netcalc might have read it another way.
 
 The answers are the contract's JSON error bodies from `netcalc.responses`,
 with `Connection: close`. Idle keep-alive connections are uvicorn's own
@@ -265,6 +268,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             # httptools cannot split a URL over 64 KiB and would answer a
             # 400; the refusal needs no URL.
             self.url = b"/"
+        else:
+            ambiguous = self._ambiguous_head()
+            if ambiguous is not None:
+                self.app = Refusal(ambiguous)
         super().on_headers_complete()
         if self.cycle is not None:
             # uvicorn names its cycle class inline; this one only adds a
@@ -288,6 +295,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         fields = sum(len(n) + len(v) + FIELD_OVERHEAD for n, v in self.headers)
         if len(self.url) + fields > limit:
             return HeadersTooLarge()
+        return None
+
+    def _ambiguous_head(self) -> InvalidRequest | None:
+        """A head whose Host or Authorization field is not one line, which
+        a proxy in front might read differently (RFC 9112 §3.2, RFC 9110
+        §5.3)."""
+        hosts = authorizations = 0
+        for name, _ in self.headers:
+            if name == b"host":
+                hosts += 1
+            elif name == b"authorization":
+                authorizations += 1
+        # HTTP/1.0 has no Host field to require.
+        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
+            return InvalidRequest("Send exactly one Host header.")
+        if authorizations > 1:
+            return InvalidRequest("Send at most one Authorization header.")
         return None
 
     def _refuse_unfinished_head(self) -> None:
