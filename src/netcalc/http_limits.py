@@ -261,17 +261,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
         self._head_bytes = 0
-        error = self._oversized_head()
+        error = self._refused_head()
         if error is not None:
-            REFUSED.labels("head_too_large").inc()
             self.app = Refusal(error)
             # httptools cannot split a URL over 64 KiB and would answer a
             # 400; the refusal needs no URL.
             self.url = b"/"
-        else:
-            ambiguous = self._ambiguous_head()
-            if ambiguous is not None:
-                self.app = Refusal(ambiguous)
         super().on_headers_complete()
         if self.cycle is not None:
             # uvicorn names its cycle class inline; this one only adds a
@@ -288,25 +283,26 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         super().handle_websocket_upgrade()
 
-    def _oversized_head(self) -> NetcalcError | None:
+    def _refused_head(self) -> NetcalcError | None:
+        """What a complete head is refused with, if anything: it is too
+        large, or a proxy in front might read it another way, its Host or
+        Authorization field not being one line (RFC 9112 §3.2, RFC 9110
+        §5.3). One pass over the fields, since every request takes it."""
         limit = self.limits.header_limit
         if len(self.url) > limit:
+            REFUSED.labels("head_too_large").inc()
             return UriTooLong()
-        fields = sum(len(n) + len(v) + FIELD_OVERHEAD for n, v in self.headers)
-        if len(self.url) + fields > limit:
-            return HeadersTooLarge()
-        return None
-
-    def _ambiguous_head(self) -> InvalidRequest | None:
-        """A head whose Host or Authorization field is not one line, which
-        a proxy in front might read differently (RFC 9112 §3.2, RFC 9110
-        §5.3)."""
+        size = len(self.url)
         hosts = authorizations = 0
-        for name, _ in self.headers:
+        for name, value in self.headers:
+            size += len(name) + len(value) + FIELD_OVERHEAD
             if name == b"host":
                 hosts += 1
             elif name == b"authorization":
                 authorizations += 1
+        if size > limit:
+            REFUSED.labels("head_too_large").inc()
+            return HeadersTooLarge()
         # HTTP/1.0 has no Host field to require.
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
             return InvalidRequest("Send exactly one Host header.")
