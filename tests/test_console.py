@@ -602,6 +602,15 @@ def test_generate_with_scope_and_lifetime(client: TestClient) -> None:
     assert "subnets:read" in listing.text
 
 
+def test_lifetime_with_leading_zeros_is_its_number(client: TestClient) -> None:
+    """A lifetime typed as 0000900 is 900 seconds, not a number too long."""
+    sign_up(client, "zeros@example.com")
+    page = generate(client, token_ttl="0000900")
+    assert page.status_code == 200
+    token = token_for(client, *issued(page))
+    assert token.json()["token"]["expires_in"] == 900
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

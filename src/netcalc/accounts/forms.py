@@ -79,10 +79,12 @@ class CredentialsRequest:
             return None
         if not (text.isascii() and text.isdecimal()):
             raise UsageError("A token lifetime must be a whole number of seconds.")
-        # Refused before int(), which is slow on thousands of digits.
-        if len(text) > len(str(max_ttl)):
+        # Leading zeros change no number; past them, a number too long is
+        # refused before int(), which is slow on thousands of digits.
+        digits = text.lstrip("0") or "0"
+        if len(digits) > len(str(max_ttl)):
             raise UsageError(f"A token lifetime must be 1 to {max_ttl} seconds.")
-        return int(text)
+        return int(digits)
 
 
 EMPTY_CREDENTIALS = CredentialsRequest("", (), "")
