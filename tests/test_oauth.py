@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session
 from starlette.exceptions import HTTPException
 
-from netcalc.resource_server import TokenGuard
+from netcalc.resource_server import Introspection, TokenGuard
 from tests.support import PASSWORD, ServerProcess, free_port
 
 pytestmark = pytest.mark.server
@@ -486,6 +487,45 @@ def _kit_refusal(guard: TokenGuard, token: str) -> int:
         return 200
 
     return asyncio.run(verify())
+
+
+def test_kit_pauses_after_the_issuer_refuses_its_credentials(
+    server: ServerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Introspection credentials revoked under a running service: each call
+    is answered 503 saying so, one error is logged, and the issuer is not
+    asked again during the pause, so the host is not locked out there."""
+    issued = credentials(server)
+    token = access_token(server, issued)
+    stale = credentials(server, email=issued["email"])
+    assert server.cli("credentials", "revoke", stale["client_id"]).returncode == 0
+    asked: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        asked.append(request.url.path)
+
+    async def three_calls() -> list[tuple[int, str]]:
+        http = httpx.AsyncClient(event_hooks={"request": [note]})
+        introspection = Introspection(stale["client_id"], stale["client_secret"])
+        guard = TokenGuard(
+            server.url, "netcalc", introspection=introspection, http=http
+        )
+        answers = []
+        for _ in range(3):
+            with pytest.raises(HTTPException) as refusal:
+                await guard.verify(token)
+            answers.append((refusal.value.status_code, str(refusal.value.detail)))
+        await http.aclose()
+        return answers
+
+    with caplog.at_level(logging.ERROR, logger="netcalc.resource_server"):
+        answers = asyncio.run(three_calls())
+    refused = "The token issuer refused this service's credentials; retry later."
+    assert answers == [(503, refused)] * 3
+    assert asked.count("/oauth2/introspect") == 1
+    (logged,) = caplog.records
+    assert stale["client_id"] in logged.getMessage()
+    assert stale["client_secret"] not in logged.getMessage()
 
 
 def test_kit_accepts_a_valid_token(server: ServerProcess) -> None:

@@ -21,11 +21,16 @@ Starlette::
         claims = await guard.authenticate(request, scope="subnets:read")
 
 Refusals are `starlette.exceptions.HTTPException` with status 401 or 403 and
-the `WWW-Authenticate` challenge of RFC 6750 §3.
+the `WWW-Authenticate` challenge of RFC 6750 §3. When the guard cannot tell,
+it answers 503: the issuer could not be reached, or it refused the guard's
+own introspection credentials, which is logged as an error and not asked
+again for REFUSED_PAUSE seconds, so a service with stale credentials does
+not run up its host's failure count at the issuer.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +47,12 @@ _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
 _TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 _REFETCH_INTERVAL = 5.0
 """Least seconds between key fetches caused by unknown key ids."""
+
+REFUSED_PAUSE = 10.0
+"""Seconds the guard waits before presenting introspection credentials the
+issuer refused once more."""
+
+logger = logging.getLogger("netcalc.resource_server")
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class TokenGuard:
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
+        self._refused_until = float("-inf")
 
     async def aclose(self) -> None:
         """Close the HTTP client the guard made for itself."""
@@ -142,15 +154,28 @@ class TokenGuard:
         return key
 
     async def _active(self, token: str, introspection: Introspection) -> bool:
+        if time.monotonic() < self._refused_until:
+            raise _credentials_refused()
         try:
             response = await self._http.post(
                 f"{self._base}/oauth2/introspect",
                 data={"token": token},
                 auth=(introspection.client_id, introspection.client_secret),
             )
-            response.raise_for_status()
         except httpx.HTTPError:
             raise _unavailable() from None
+        if response.status_code == 401:
+            self._refused_until = time.monotonic() + REFUSED_PAUSE
+            logger.error(
+                "the issuer %s refused the introspection credentials of client "
+                "%s: revoked, rotated or mistyped; every token is refused until "
+                "they are replaced",
+                self.issuer,
+                introspection.client_id,
+            )
+            raise _credentials_refused()
+        if response.is_error:
+            raise _unavailable()
         return response.json().get("active") is True
 
     async def authenticate(
@@ -192,3 +217,9 @@ def _invalid(description: str) -> HTTPException:
 def _unavailable() -> HTTPException:
     # The guard fails closed: no keys or no answer means no access.
     return HTTPException(503, "The token issuer cannot be reached; retry later.")
+
+
+def _credentials_refused() -> HTTPException:
+    return HTTPException(
+        503, "The token issuer refused this service's credentials; retry later."
+    )
