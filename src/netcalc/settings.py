@@ -11,6 +11,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -79,6 +80,18 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a rate such as '10/minute'") from exc
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, value: str) -> str:
+        # RFC 8414 §2: clients find the metadata under the issuer's URL, and
+        # resource servers compare `iss` with it character for character.
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        if url.query or url.fragment:
+            raise ValueError(f"{value!r} may have no query or fragment")
         return value
 
     @field_validator("log_level", mode="before")

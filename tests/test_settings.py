@@ -1,0 +1,59 @@
+"""Settings read from NETCALC_* variables: a bad value stops the start, named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netcalc.errors import UsageError
+from netcalc.settings import load_settings
+from tests.support import ServerProcess
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://auth.example.com",
+        "https://auth.example.com/tenant",
+        "http://127.0.0.1:8000",
+        "http://[::1]:8000",
+    ],
+)
+def test_issuer_urls_are_taken_as_written(
+    monkeypatch: pytest.MonkeyPatch, issuer: str
+) -> None:
+    """An http(s) URL is the issuer exactly as written, since `iss` is
+    compared with it character for character."""
+    monkeypatch.setenv("NETCALC_ISSUER", issuer)
+    assert load_settings().issuer == issuer
+
+
+@pytest.mark.parametrize(
+    ("issuer", "reason"),
+    [
+        ("notaurl", "is not an http:// or https:// URL"),
+        ("ftp://auth.example.com", "is not an http:// or https:// URL"),
+        ("https://", "is not an http:// or https:// URL"),
+        ("https://auth.example.com/?tenant=1", "may have no query or fragment"),
+        ("https://auth.example.com/#top", "may have no query or fragment"),
+    ],
+)
+def test_an_issuer_that_is_no_url_is_refused(
+    monkeypatch: pytest.MonkeyPatch, issuer: str, reason: str
+) -> None:
+    """RFC 8414 §2: the issuer is a URL with no query or fragment."""
+    monkeypatch.setenv("NETCALC_ISSUER", issuer)
+    with pytest.raises(UsageError, match="NETCALC_ISSUER") as refused:
+        load_settings()
+    assert reason in refused.value.message
+
+
+@pytest.mark.server
+def test_serve_stops_at_start_on_a_bad_setting(tmp_path: Path) -> None:
+    """The server does not start on a bad issuer; it names the variable."""
+    process = ServerProcess(tmp_path / "bad", NETCALC_ISSUER="notaurl")
+    refused = process.cli("serve", "--port", str(process.port))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: Invalid settings: NETCALC_ISSUER")
+    assert "Traceback" not in refused.stderr
