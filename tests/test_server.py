@@ -265,8 +265,11 @@ def test_cli_does_not_make_a_database_it_was_not_asked_to(tmp_path: Path) -> Non
     assert "There is no database at" in listed.stderr
     assert "migrate" in listed.stderr
     assert not (tmp_path / "none" / "netcalc.db").exists()
-    assert cli("migrate").returncode == 0
+    created = cli("migrate")
+    assert created.returncode == 0
+    assert created.stdout.startswith("Created the database at ")
     assert (tmp_path / "none" / "netcalc.db").exists()
+    assert cli("migrate").stdout == "The database is up to date.\n"
 
 
 @pytest.mark.parametrize(
@@ -482,6 +485,7 @@ def test_issuer_follows_the_address_served_unless_set(tmp_path: Path) -> None:
         metadata_url = server.url + "/.well-known/oauth-authorization-server"
         metadata = httpx.get(metadata_url).json()
         assert metadata["issuer"] == server.url
+        assert f"netcalc serving on {server.url} with 2 worker(s)." in server.log()
         assert metadata["token_endpoint"] == server.url + "/oauth2/token"
         issued = create_credentials(server, "issuer@example.com")
         for _ in range(4):

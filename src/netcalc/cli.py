@@ -157,7 +157,7 @@ def serve(
     proxies = settings.forwarded_allow_ips
     _with_database(_prepare, creates=True)
     typer.echo(
-        f"netcalc serving on http://{host}:{port} with {workers} worker(s).", err=True
+        f"netcalc serving on {_url_of(host, port)} with {workers} worker(s).", err=True
     )
     uvicorn.run(
         "netcalc.app:create_app",
@@ -189,10 +189,7 @@ def issuer_served_at(host: str, port: int) -> Settings:
     there. An address of every interface names no host clients could use, so
     the issuer names loopback and the operator is told to set it.
     """
-    name = "127.0.0.1" if host in _EVERY_INTERFACE else host
-    if ":" in name:
-        name = f"[{name}]"
-    issuer = f"http://{name}:{port}"
+    issuer = _url_of("127.0.0.1" if host in _EVERY_INTERFACE else host, port)
     os.environ["NETCALC_ISSUER"] = issuer
     if host in _EVERY_INTERFACE:
         typer.echo(
@@ -201,6 +198,12 @@ def issuer_served_at(host: str, port: int) -> Settings:
             err=True,
         )
     return _settings()
+
+
+def _url_of(host: str, port: int) -> str:
+    """The http URL of `host` and `port`, an IPv6 address in brackets."""
+    name = f"[{host}]" if ":" in host else host
+    return f"http://{name}:{port}"
 
 
 async def _prepare(settings: Settings, engine: AsyncEngine) -> None:
@@ -212,10 +215,19 @@ async def _prepare(settings: Settings, engine: AsyncEngine) -> None:
 
 @app.command()
 def migrate() -> None:
-    """Bring the database schema up to date."""
+    """Bring the database schema up to date, creating it if need be."""
+    try:
+        path = sqlite_file(_settings().database_url)
+    except NetcalcError as error:
+        _fail(error.message)
+    created = path is not None and not path.exists()
 
     async def done(settings: Settings, engine: AsyncEngine) -> None:
-        typer.echo("The database is up to date.")
+        typer.echo(
+            f"Created the database at {path}."
+            if created
+            else "The database is up to date."
+        )
 
     _with_database(done, creates=True)
 
