@@ -177,7 +177,9 @@ def deploy(
 
 
 def _create_credentials(env: dict[str, str]) -> dict[str, str]:
-    """Create the account and credentials through the CLI; the grant's body."""
+    """Create the database, the account and the credentials through the CLI;
+    the grant's body."""
+    run_command([NETCALC, "migrate"], env, CLI_SECONDS)
     password = secrets.token_urlsafe(24)
     create = [NETCALC, "accounts", "create", EMAIL, "--password-stdin"]
     run_command(create, env, CLI_SECONDS, stdin=password + "\n")
