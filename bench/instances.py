@@ -118,6 +118,10 @@ class Deployment:
         return tuple(url(port, path) for port in self.ports)
 
 
+SHARED_ISSUER = "http://netcalc.bench.invalid"
+"""The one issuer every instance names; no request goes there."""
+
+
 def sqlite_env(scratch: Path) -> dict[str, str]:
     """Settings for an SQLite file and a secret key file in `scratch`."""
     return _clean_env() | {
@@ -127,11 +131,13 @@ def sqlite_env(scratch: Path) -> dict[str, str]:
 
 
 def shared_env(database_url: str, redis_url: str, secret_key: str) -> dict[str, str]:
-    """Settings for instances sharing a database, a Redis and a secret."""
+    """Settings for instances sharing a database, a Redis, a secret and,
+    as behind one load balancer, the issuer's URL."""
     return _clean_env() | {
         "NETCALC_DATABASE_URL": database_url,
         "NETCALC_REDIS_URL": redis_url,
         "NETCALC_SECRET_KEY": secret_key,
+        "NETCALC_ISSUER": SHARED_ISSUER,
     }
 
 

@@ -521,6 +521,17 @@ def test_issuer_named_from_the_listening_address(
     assert ("set it to the URL clients reach" in capsys.readouterr().err) is warned
 
 
+def test_an_unset_issuer_on_a_shared_database_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Instances sharing a database would each name their own address and
+    refuse one another's tokens, so the issuer must be set on all of them."""
+    monkeypatch.setenv("NETCALC_ISSUER", "http://replaced.example")
+    monkeypatch.delenv("NETCALC_ISSUER")
+    issuer_served_at("10.0.0.5", 8000, shared=True)
+    assert "the same on every instance" in capsys.readouterr().err
+
+
 def test_revocation_reaches_every_worker(tmp_path: Path) -> None:
     """With several workers, no worker accepts a token after its revocation."""
     server = ServerProcess(tmp_path / "workers", workers=2)

@@ -153,7 +153,7 @@ def serve(
     """Run the server, migrating the database first."""
     settings = _settings()
     if "issuer" not in settings.model_fields_set:
-        settings = issuer_served_at(host, port)
+        settings = issuer_served_at(host, port, shared=not settings.is_sqlite)
     proxies = settings.forwarded_allow_ips
     _with_database(_prepare, creates=True)
     typer.echo(
@@ -181,20 +181,23 @@ def serve(
 _EVERY_INTERFACE = frozenset({"", "0.0.0.0", "::"})  # noqa: S104
 
 
-def issuer_served_at(host: str, port: int) -> Settings:
+def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
     """Settings whose issuer is this server's own address, for when
     NETCALC_ISSUER is unset: tokens and metadata then name the port served.
 
     The workers read their settings from the environment, so the issuer goes
     there. An address of every interface names no host clients could use, so
-    the issuer names loopback and the operator is told to set it.
+    the issuer names loopback and the operator is told to set it; so are they
+    for a `shared` database, whose other instances would name other issuers
+    and refuse this one's tokens.
     """
     issuer = _url_of("127.0.0.1" if host in _EVERY_INTERFACE else host, port)
     os.environ["NETCALC_ISSUER"] = issuer
-    if host in _EVERY_INTERFACE:
+    if host in _EVERY_INTERFACE or shared:
         typer.echo(
             f"NETCALC_ISSUER is not set, so tokens name the issuer {issuer}; "
-            "set it to the URL clients reach this server at.",
+            "set it to the URL clients reach this server at, the same on "
+            "every instance.",
             err=True,
         )
     return _settings()
