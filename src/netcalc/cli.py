@@ -187,9 +187,9 @@ def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
 
     The workers read their settings from the environment, so the issuer goes
     there. An address of every interface names no host clients could use, so
-    the issuer names loopback and the operator is told to set it; so are they
-    for a `shared` database, whose other instances would name other issuers
-    and refuse this one's tokens.
+    the issuer names loopback and the operator is told to set it. They are
+    told too when the database is `shared`: its other instances would name
+    other issuers and refuse this one's tokens.
     """
     issuer = _url_of("127.0.0.1" if host in _EVERY_INTERFACE else host, port)
     os.environ["NETCALC_ISSUER"] = issuer
