@@ -48,6 +48,10 @@ _TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 _REFETCH_INTERVAL = 5.0
 """Least seconds between key fetches caused by unknown key ids."""
 
+_REFUSALS = frozenset({400, 401, 429})
+"""Introspection answers about the guard's own credentials: unauthorized_client
+(a disabled account), invalid_client, and throttling after such failures."""
+
 REFUSED_PAUSE = 10.0
 """Seconds the guard waits before presenting introspection credentials the
 issuer refused once more."""
@@ -164,19 +168,28 @@ class TokenGuard:
             )
         except httpx.HTTPError:
             raise _unavailable() from None
-        if response.status_code == 401:
-            self._refused_until = time.monotonic() + REFUSED_PAUSE
-            logger.error(
-                "the issuer %s refused the introspection credentials of client "
-                "%s: revoked, rotated or mistyped; every token is refused until "
-                "they are replaced",
-                self.issuer,
-                introspection.client_id,
-            )
+        if response.status_code in _REFUSALS:
+            self._pause(introspection, response.status_code)
             raise _credentials_refused()
         if response.is_error:
             raise _unavailable()
         return response.json().get("active") is True
+
+    def _pause(self, introspection: Introspection, status: int) -> None:
+        # Calls already on their way when the first refusal came back are
+        # refused too; one error a pause is enough to say why.
+        now = time.monotonic()
+        if now >= self._refused_until:
+            logger.error(
+                "the issuer %s answered %d to the introspection credentials of "
+                "client %s (revoked, rotated, of a disabled account, mistyped, "
+                "or throttled after such failures); every token is refused "
+                "until they are replaced",
+                self.issuer,
+                status,
+                introspection.client_id,
+            )
+        self._refused_until = now + REFUSED_PAUSE
 
     async def authenticate(
         self, request: Request, scope: str | None = None
