@@ -280,8 +280,10 @@ def test_cli_does_not_make_a_database_it_was_not_asked_to(tmp_path: Path) -> Non
             "postgresql://netcalc:hunter2@127.0.0.1:1/netcalc",
             "postgresql://netcalc:***@",
         ),
+        ("postgresql://netcalc@127.0.0.1:1/netcalc?password=hunter2", "127.0.0.1:1"),
+        ("postgresql://netcalc:hunter2@127.0.0.1:port/netcalc", "is not a URL"),
     ],
-    ids=["not-a-database", "unreachable-server"],
+    ids=["not-a-database", "unreachable-server", "password-in-query", "bad-port"],
 )
 def test_cli_names_a_database_it_cannot_use(
     tmp_path: Path, url: str, said: str

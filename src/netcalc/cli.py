@@ -116,7 +116,9 @@ def _require_database(url: str) -> None:
 
 def _unusable(url: str, error: Exception) -> str:
     """Which database failed and why, in one line, with no password."""
-    where = sqlite_file(url) or make_url(url).render_as_string(hide_password=True)
+    # The query goes too: a driver may take a password from it.
+    server = make_url(url).set(password=None, query={})
+    where = sqlite_file(url) or server.render_as_string()
     cause = error.orig if isinstance(error, DBAPIError) else error
     reason = " ".join(str(cause).split()) or type(cause).__name__
     return f"The database at {where} cannot be used: {reason}."

@@ -97,7 +97,11 @@ def async_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise UsageError(f"NETCALC_DATABASE_URL {url!r} is not a URL.") from exc
+        # Not quoted: the URL may hold the database password.
+        raise UsageError(
+            "NETCALC_DATABASE_URL is not a URL, such as sqlite:///./data/netcalc.db "
+            "or postgresql://user:password@host:5432/netcalc."
+        ) from exc
     backend = parsed.get_backend_name()
     if backend not in _ASYNC_DRIVERS:
         raise UsageError(
