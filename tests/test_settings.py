@@ -37,6 +37,13 @@ def test_issuer_urls_are_taken_as_written(
         ("https://", "is not an http:// or https:// URL"),
         ("https://auth.example.com/?tenant=1", "may have no query or fragment"),
         ("https://auth.example.com/#top", "may have no query or fragment"),
+        ("https://auth.example.com?", "may have no query or fragment"),
+        ("https://auth.example.com#", "may have no query or fragment"),
+        ("https://auth.example.com\n", "holds a space or a control character"),
+        (" https://auth.example.com", "holds a space or a control character"),
+        ("https://auth.example.com:99999", "has no valid port"),
+        ("https://auth.example.com:https", "has no valid port"),
+        ("https://admin:hunter2@auth.example.com", "may not name a user"),
     ],
 )
 def test_an_issuer_that_is_no_url_is_refused(
@@ -47,6 +54,7 @@ def test_an_issuer_that_is_no_url_is_refused(
     with pytest.raises(UsageError, match="NETCALC_ISSUER") as refused:
         load_settings()
     assert reason in refused.value.message
+    assert "hunter2" not in refused.value.message
 
 
 @pytest.mark.server

@@ -87,11 +87,22 @@ class Settings(BaseSettings):
     def _issuer_url(cls, value: str) -> str:
         # RFC 8414 §2: clients find the metadata under the issuer's URL, and
         # resource servers compare `iss` with it character for character.
+        # urlsplit drops tabs and line breaks silently, as an env file's
+        # last newline: they are refused before it reads the value.
+        if any(char.isspace() or not char.isprintable() for char in value):
+            raise ValueError(f"{value!r} holds a space or a control character")
         url = urlsplit(value)
+        try:
+            url.port  # noqa: B018 (read for its check: a port must be a number)
+        except ValueError:
+            raise ValueError(f"{value!r} has no valid port") from None
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        if url.query or url.fragment:
+        if "?" in value or "#" in value:
             raise ValueError(f"{value!r} may have no query or fragment")
+        if "@" in url.netloc:
+            # Not quoted back: the value holds a password.
+            raise ValueError("the URL may not name a user or a password")
         return value
 
     @field_validator("log_level", mode="before")
