@@ -623,6 +623,8 @@ def test_lifetime_with_leading_zeros_is_its_number(client: TestClient) -> None:
         ({"name": "ci\u202enoitcudorp"}, "none of them control characters"),
         ({"name": "ci\u2028deploy"}, "none of them control characters"),
         ({"name": "ci ncs_" + "A" * 49}, "must not hold a client secret"),
+        ({"name": "ncs_" + "A" * 20 + "\u00ad" + "A" * 29}, "must not hold a client"),
+        ({"name": "\u200d\u3000"}, "some of them visible"),
         ({"scope": "admin"}, "Unknown scope"),
     ],
     ids=[
@@ -635,6 +637,8 @@ def test_lifetime_with_leading_zeros_is_its_number(client: TestClient) -> None:
         "right-to-left-override",
         "line-separator",
         "secret-in-name",
+        "secret-split-by-soft-hyphen",
+        "nothing-visible",
         "unknown-scope",
     ],
 )

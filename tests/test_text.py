@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from netcalc.accounts.service import normalise_email
+from netcalc.accounts.service import email_key, normalise_email
 from netcalc.errors import UsageError
-from netcalc.text import is_printable, is_visible
+from netcalc.text import is_printable, is_visible, shows_anything, without_formatting
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,26 @@ def test_an_email_of_254_characters_is_the_longest() -> None:
     assert normalise_email(longest) == longest
     with pytest.raises(UsageError, match="not an email address"):
         normalise_email(longest + "c")
+
+
+def test_an_email_is_kept_in_one_unicode_form() -> None:
+    """A decomposed accent and its composed twin are one email, not two
+    accounts that look alike."""
+    decomposed = "Jose\u0301@example.com"
+    assert normalise_email(decomposed) == "jos\u00e9@example.com"
+    assert email_key(decomposed) == email_key("jos\u00e9@EXAMPLE.com ")
+
+
+def test_an_email_holding_a_client_secret_is_refused() -> None:
+    """A secret typed into the email field is neither stored nor repeated."""
+    secret = "ncs_" + "A" * 49
+    with pytest.raises(UsageError) as refused:
+        normalise_email(secret + "@example.com")
+    assert secret not in refused.value.message
+
+
+def test_hidden_formatting_is_seen_through() -> None:
+    """Checks for hidden content read text without its formatting."""
+    assert without_formatting("ncs_AB\u00adCD\u200dEF\u2060") == "ncs_ABCDEF"
+    assert not shows_anything("\u200d\u3000 ")
+    assert shows_anything("\u200db")

@@ -257,7 +257,7 @@ def accounts_create(
         return await service.create_account(engine, email, password)
 
     account_id = _with_database(create)
-    typer.echo(f"Created account {account_id} for {email.strip().lower()}.")
+    typer.echo(f"Created account {account_id} for {service.email_key(email)}.")
 
 
 def _set_disabled(email: str, disabled: bool) -> None:
@@ -270,7 +270,7 @@ def _set_disabled(email: str, disabled: bool) -> None:
         return changed
 
     state = "disabled" if disabled else "enabled"
-    stored = email.strip().lower()
+    stored = service.email_key(email)
     if _with_database(change):
         typer.echo(f"{state.capitalize()} {stored}.")
     else:

@@ -38,3 +38,14 @@ def is_visible(text: str) -> bool:
     return is_printable(text) and all(
         unicodedata.category(char) != "Cf" for char in text
     )
+
+
+def without_formatting(text: str) -> str:
+    """`text` without its invisible formatting characters (Unicode Cf), as
+    it reads: what a check for hidden content must look at."""
+    return "".join(char for char in text if unicodedata.category(char) != "Cf")
+
+
+def shows_anything(text: str) -> bool:
+    """True if some character of `text` is neither a space nor formatting."""
+    return any(not char.isspace() for char in without_formatting(text))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +37,12 @@ from netcalc.auth.scopes import check_known
 from netcalc.db import new_id, utcnow
 from netcalc.errors import InvalidScope, NotFound, UsageError, quoted
 from netcalc.settings import MAX_ROTATION_GRACE
-from netcalc.text import is_printable, is_visible
+from netcalc.text import (
+    is_printable,
+    is_visible,
+    shows_anything,
+    without_formatting,
+)
 
 _EMAIL = re.compile(
     r"(?P<local>[^@\s.]+(?:\.[^@\s.]+)*)@(?:[^@\s.]{1,63}\.)+[^@\s.]{1,63}"
@@ -68,15 +74,23 @@ class IssuedSecret:
         }
 
 
+def email_key(email: str) -> str:
+    """The email as it is stored and looked up: trimmed, lower-cased, and in
+    one Unicode form (NFC), so two spellings that look alike are one."""
+    return unicodedata.normalize("NFC", email.strip().lower())
+
+
 def normalise_email(email: str) -> str:
-    """The email as stored: trimmed, lower-cased, and of a plausible shape."""
-    cleaned = email.strip().lower()
+    """The email as stored (`email_key`), if it has a plausible shape and
+    holds no client secret."""
+    cleaned = email_key(email)
     shape = _EMAIL.fullmatch(cleaned)
     if (
         shape is None
         or len(cleaned) > _LONGEST_EMAIL
         or len(shape["local"]) > _LONGEST_LOCAL_PART
         or not is_visible(cleaned)
+        or holds_client_secret(cleaned)
     ):
         raise UsageError(f"{quoted(email)} is not an email address.")
     return cleaned
@@ -164,7 +178,7 @@ async def set_disabled(
 
 async def find_account(engine: AsyncEngine, email: str) -> dict[str, Any] | None:
     """The account with this email, or None."""
-    query = select(accounts).where(accounts.c.email == email.strip().lower())
+    query = select(accounts).where(accounts.c.email == email_key(email))
     async with engine.connect() as connection:
         row = (await connection.execute(query)).mappings().one_or_none()
     return dict(row) if row else None
@@ -233,12 +247,12 @@ async def create_credentials(
 def _check_credentials(
     name: str, scopes: tuple[str, ...], token_ttl: int | None, max_ttl: int
 ) -> None:
-    if not name.strip() or len(name) > 100 or not is_printable(name):
+    if not shows_anything(name) or len(name) > 100 or not is_printable(name):
         raise UsageError(
-            "A credentials name needs 1 to 100 characters, none of them "
-            "control characters."
+            "A credentials name needs 1 to 100 characters, some of them "
+            "visible and none of them control characters."
         )
-    if holds_client_secret(name):
+    if holds_client_secret(without_formatting(name)):
         # Names are shown and recorded in the audit trail; a secret never is.
         raise UsageError(
             "A credentials name must not hold a client secret; name them for "

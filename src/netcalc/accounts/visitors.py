@@ -112,7 +112,7 @@ async def _authenticate(request: Request, email: str, password: str) -> str:
 async def sign_in(request: Request) -> Response:
     """Check the password and start a new session for the account."""
     session, form = await posted(request)
-    email = form.get("email").strip().lower()
+    email = service.email_key(form.get("email"))
     try:
         account_id = await _authenticate(request, email, form.get("password"))
     except (TooManyRequests, UsageError) as error:
@@ -144,7 +144,7 @@ async def sign_up(request: Request) -> Response:
             runtime.engine,
             email,
             password,
-            actor=console_actor(email.strip().lower()),
+            actor=console_actor(service.email_key(email)),
             address=client_address(request),
         )
     except (TooManyRequests, UsageError) as error:
