@@ -504,7 +504,10 @@ def test_issuer_follows_the_address_served_unless_set(tmp_path: Path) -> None:
     [
         ("0.0.0.0", "http://127.0.0.1:9000", True),  # noqa: S104
         ("::", "http://127.0.0.1:9000", True),
+        ("0:0:0:0:0:0:0:0", "http://127.0.0.1:9000", True),
+        ("::ffff:0.0.0.0", "http://127.0.0.1:9000", True),
         ("::1", "http://[::1]:9000", False),
+        ("[::1]", "http://[::1]:9000", False),
         ("10.0.0.5", "http://10.0.0.5:9000", False),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import math
 import os
@@ -179,10 +180,6 @@ def serve(
     )
 
 
-# Recognised in the --host given, never bound to by netcalc itself.
-_EVERY_INTERFACE = frozenset({"", "0.0.0.0", "::"})  # noqa: S104
-
-
 def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
     """Settings whose issuer is this server's own address, for when
     NETCALC_ISSUER is unset: tokens and metadata then name the port served.
@@ -193,9 +190,10 @@ def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
     told too when the database is `shared`: its other instances would name
     other issuers and refuse this one's tokens.
     """
-    issuer = _url_of("127.0.0.1" if host in _EVERY_INTERFACE else host, port)
+    every_interface = _is_every_interface(host)
+    issuer = _url_of("127.0.0.1" if every_interface else host, port)
     os.environ["NETCALC_ISSUER"] = issuer
-    if host in _EVERY_INTERFACE or shared:
+    if every_interface or shared:
         typer.echo(
             f"NETCALC_ISSUER is not set, so tokens name the issuer {issuer}; "
             "set it to the URL clients reach this server at, the same on "
@@ -205,9 +203,21 @@ def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
     return _settings()
 
 
+def _is_every_interface(host: str) -> bool:
+    """Whether `host` is an address of every interface, however written."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return not host
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_unspecified or (mapped is not None and mapped.is_unspecified)
+
+
 def _url_of(host: str, port: int) -> str:
     """The http URL of `host` and `port`, an IPv6 address in brackets."""
-    name = f"[{host}]" if ":" in host else host
+    name = host.strip("[]")
+    if ":" in name:
+        name = f"[{name}]"
     return f"http://{name}:{port}"
 
 
