@@ -409,6 +409,33 @@ def test_failures_counted_during_the_check_refuse_the_right_password(
     assert "Too many failed attempts" in response.text
 
 
+def test_disabled_while_the_password_is_checked_opens_no_session(
+    client: TestClient, console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An account disabled during its sign-in gets no session, so none comes
+    back when it is enabled again."""
+    account_id = console.account("racing@example.com")
+    check = visitors.verify_password
+
+    def check_while_disabled(stored: str | None, password: str) -> bool:
+        console.run(lambda e: service.set_disabled(e, account_id, True))
+        return check(stored, password)
+
+    monkeypatch.setattr(visitors, "verify_password", check_while_disabled)
+    response = sign_in(client, "racing@example.com", PASSWORD)
+    assert response.status_code == 400
+    assert "This account is disabled." in response.text
+    console.run(lambda e: service.set_disabled(e, account_id, False))
+    assert client.get("/credentials", follow_redirects=False).status_code == 303
+
+    async def sessions_of_the_account(engine: AsyncEngine) -> int:
+        query = select(func.count()).where(sessions.c.account_id == account_id)
+        async with engine.connect() as connection:
+            return int(await connection.scalar(query) or 0)
+
+    assert console.run(sessions_of_the_account) == 0
+
+
 def test_sign_in_failures_do_not_throttle_tokens(
     tmp_path: Path, settings: Settings, console: Console
 ) -> None:

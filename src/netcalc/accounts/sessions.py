@@ -34,7 +34,7 @@ from netcalc.accounts.tables import accounts, console_sessions
 from netcalc.auth.derive import derive_key
 from netcalc.auth.throttle import FailureThrottle
 from netcalc.db import utcnow
-from netcalc.errors import TooManySignUps
+from netcalc.errors import TooManySignUps, UsageError
 from netcalc.settings import Settings
 
 SESSION_KEY_PURPOSE = "netcalc console session"
@@ -141,6 +141,10 @@ class SessionStore:
 
         Expired sessions of anyone are swept out in the same transaction. A
         visitor's session (no account) is made without the database.
+
+        Raises:
+            UsageError: the account is disabled, even if only since its
+                password was checked.
         """
         if account_id is None:
             return self._start_visitor()
@@ -157,9 +161,19 @@ class SessionStore:
         stale = console_sessions.c.expires_at <= now
         if replacing is not None:
             stale = stale | (console_sessions.c.token_hash == replacing.token_hash)
+        # Read after the insert, the account's row locked: a disabling that
+        # committed first is seen here, and one that commits later finds
+        # this session among those it deletes.
+        disabled = (
+            select(accounts.c.disabled)
+            .where(accounts.c.id == account_id)
+            .with_for_update()
+        )
         async with self._engine.begin() as connection:
             await connection.execute(delete(console_sessions).where(stale))
             await connection.execute(console_sessions.insert().values(**values))
+            if await connection.scalar(disabled):
+                raise UsageError("This account is disabled.")
         session = ConsoleSession(
             token_hash=str(values["token_hash"]),
             csrf_token=str(values["csrf_token"]),

@@ -113,8 +113,10 @@ async def sign_in(request: Request) -> Response:
     """Check the password and start a new session for the account."""
     session, form = await posted(request)
     email = service.email_key(form.get("email"))
+    runtime = runtime_of(request)
     try:
         account_id = await _authenticate(request, email, form.get("password"))
+        opened = await runtime.console.sessions.start(account_id, replacing=session)
     except (TooManyRequests, UsageError) as error:
         return render(
             "signin.html",
@@ -124,8 +126,6 @@ async def sign_in(request: Request) -> Response:
             email=form.get("email"),
             error=error.message,
         )
-    runtime = runtime_of(request)
-    opened = await runtime.console.sessions.start(account_id, replacing=session)
     await signed_in(runtime.engine, account_id, email, client_address(request))
     return _with_cookie(request, redirect("/credentials"), opened)
 
