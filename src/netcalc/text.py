@@ -35,9 +35,7 @@ def is_visible(text: str) -> bool:
     Names may need joiners, as some scripts do; an identifier such as an
     email must not, or two that look the same could be different.
     """
-    return is_printable(text) and all(
-        unicodedata.category(char) != "Cf" for char in text
-    )
+    return is_printable(text) and without_formatting(text) == text
 
 
 def without_formatting(text: str) -> str:

@@ -19,13 +19,13 @@ from netcalc.accounts.activity import console_actor
 from netcalc.accounts.forms import EMPTY_CREDENTIALS, CredentialsRequest
 from netcalc.accounts.holders import (
     Holder,
-    client_address,
     holder_of,
     posted_by_holder,
     session_of,
 )
 from netcalc.accounts.pages import PageRoute, redirect, render
 from netcalc.auth.announcements import client_revoked
+from netcalc.auth.exchange import client_address
 from netcalc.auth.scopes import ACCOUNT_SCOPES
 from netcalc.errors import NotFound, UsageError, quoted
 from netcalc.runtime import runtime_of

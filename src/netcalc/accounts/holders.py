@@ -54,8 +54,3 @@ async def posted_by_holder(request: Request) -> tuple[Holder, Form]:
     """The holder and form of a POST whose CSRF token is the session's."""
     session, form = await posted(request)
     return holder_of(session), form
-
-
-def client_address(request: Request) -> str:
-    """The caller's address, as the audit trail and the limits count it."""
-    return request.client.host if request.client else "unknown"

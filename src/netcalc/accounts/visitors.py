@@ -18,11 +18,12 @@ from netcalc.accounts.activity import (
     signed_in,
     signed_out,
 )
-from netcalc.accounts.holders import client_address, posted, session_of
+from netcalc.accounts.holders import posted, session_of
 from netcalc.accounts.pages import PageRoute, redirect, render
 from netcalc.accounts.passwords import verify_password
-from netcalc.accounts.sessions import COOKIE_NAME, OpenedSession
-from netcalc.errors import TooManyRequests, UsageError
+from netcalc.accounts.sessions import COOKIE_NAME, ConsoleSession, OpenedSession
+from netcalc.auth.exchange import client_address
+from netcalc.errors import NetcalcError, TooManyRequests, UsageError
 from netcalc.runtime import runtime_of
 
 visitor_router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -118,14 +119,7 @@ async def sign_in(request: Request) -> Response:
         account_id = await _authenticate(request, email, form.get("password"))
         opened = await runtime.console.sessions.start(account_id, replacing=session)
     except (TooManyRequests, UsageError) as error:
-        return render(
-            "signin.html",
-            error.http_status,
-            error.headers(),
-            csrf_token=session.csrf_token,
-            email=form.get("email"),
-            error=error.message,
-        )
+        return _refused("signin.html", session, form.get("email"), error)
     await signed_in(runtime.engine, account_id, email, client_address(request))
     return _with_cookie(request, redirect("/credentials"), opened)
 
@@ -148,16 +142,24 @@ async def sign_up(request: Request) -> Response:
             address=client_address(request),
         )
     except (TooManyRequests, UsageError) as error:
-        return render(
-            "signup.html",
-            error.http_status,
-            error.headers(),
-            csrf_token=session.csrf_token,
-            email=email,
-            error=error.message,
-        )
+        return _refused("signup.html", session, email, error)
     opened = await runtime.console.sessions.start(account_id, replacing=session)
     return _with_cookie(request, redirect("/credentials"), opened)
+
+
+def _refused(
+    template: str, session: ConsoleSession, email: str, error: NetcalcError
+) -> Response:
+    """The form shown again with what the visitor typed as email and why it
+    was refused."""
+    return render(
+        template,
+        error.http_status,
+        error.headers(),
+        csrf_token=session.csrf_token,
+        email=email,
+        error=error.message,
+    )
 
 
 @visitor_router.post("/signout")
