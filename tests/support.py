@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from netcalc.accounts import service
 from netcalc.db import create_engine
 from netcalc.runtime import secret_hash_key
+from netcalc.serving import served_url
 from netcalc.settings import Settings
 
 T = TypeVar("T")
@@ -111,17 +112,20 @@ def free_port() -> int:
 class ServerProcess:
     """`netcalc serve` in a subprocess, with its own data folder."""
 
-    def __init__(self, folder: Path, workers: int = 1, **env: str) -> None:
+    def __init__(
+        self, folder: Path, workers: int = 1, host: str = "127.0.0.1", **env: str
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.workers = workers
+        self.host = host
         self.port = free_port()
         self.env = (
             os.environ
             | {
                 "NETCALC_DATABASE_URL": f"sqlite:///{folder / 'netcalc.db'}",
                 "NETCALC_SECRET_KEY_FILE": str(folder / "secret.key"),
-                "NETCALC_ISSUER": f"http://127.0.0.1:{self.port}",
+                "NETCALC_ISSUER": self.url,
             }
             | env
         )
@@ -130,7 +134,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return served_url(self.host, self.port)
 
     @property
     def pid(self) -> int:
@@ -162,6 +166,8 @@ class ServerProcess:
                     "-m",
                     "netcalc",
                     "serve",
+                    "--host",
+                    self.host,
                     "--port",
                     str(self.port),
                     "--workers",

@@ -256,6 +256,41 @@ def test_ports_outside_the_tcp_range_are_refused(
     assert not (tmp_path / "ports" / "netcalc.db").exists()
 
 
+def test_a_port_in_use_is_named_before_serving(tmp_path: Path) -> None:
+    """`serve` on a port another program holds says so in one sentence,
+    before it claims to serve or creates a database."""
+    server = ServerProcess(tmp_path / "busy")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", server.port))
+        holder.listen()
+        refused = server.cli("serve", "--port", str(server.port))
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"Error: Cannot listen on {server.url}: another program is using that "
+        "port. Stop it, or choose another port with --port.\n"
+    )
+    assert not (tmp_path / "busy" / "netcalc.db").exists()
+
+
+def test_an_address_not_of_this_machine_is_refused(tmp_path: Path) -> None:
+    """A --host this machine has no interface for is named, not retried."""
+    refused = ServerProcess(tmp_path / "away").cli("serve", "--host", "192.0.2.1")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: Cannot listen on http://192.0.2.1:8000")
+    assert refused.stderr.endswith("Check the --host address.\n")
+
+
+def test_a_bracketed_ipv6_host_is_served(tmp_path: Path) -> None:
+    """`--host '[::1]'`, written as in a URL, listens on ::1."""
+    server = ServerProcess(tmp_path / "v6", host="[::1]")
+    server.start()
+    try:
+        assert httpx.get(server.url + "/healthz").json() == {"status": "OK"}
+        assert f"serving on {server.url} with 1 worker." in server.log()
+    finally:
+        server.stop()
+
+
 def test_cli_does_not_make_a_database_it_was_not_asked_to(tmp_path: Path) -> None:
     """A command reading a database that is not there says so and creates
     nothing, since the setting is likelier mistyped than new."""
@@ -487,7 +522,7 @@ def test_issuer_follows_the_address_served_unless_set(tmp_path: Path) -> None:
         metadata_url = server.url + "/.well-known/oauth-authorization-server"
         metadata = httpx.get(metadata_url).json()
         assert metadata["issuer"] == server.url
-        assert f"netcalc serving on {server.url} with 2 worker(s)." in server.log()
+        assert f"netcalc serving on {server.url} with 2 workers." in server.log()
         assert metadata["token_endpoint"] == server.url + "/oauth2/token"
         issued = create_credentials(server, "issuer@example.com")
         for _ in range(4):

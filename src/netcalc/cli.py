@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import math
 import os
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-import uvicorn
 from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,9 +29,9 @@ from netcalc.auth.keys import KEY_SET_MAX_AGE, KeySealer, rotate_keys
 from netcalc.auth.revocations import publish
 from netcalc.db import create_engine, sqlite_file
 from netcalc.errors import NetcalcError
-from netcalc.http_limits import LimitedHttpProtocol
 from netcalc.migrate import upgrade
 from netcalc.runtime import secret_hash_key
+from netcalc.serving import cannot_listen, is_every_interface, serve_app, served_url
 from netcalc.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -155,29 +153,17 @@ def serve(
 ) -> None:
     """Run the server, migrating the database first."""
     settings = _settings()
+    refusal = cannot_listen(host, port)
+    if refusal is not None:
+        _fail(refusal)
     if "issuer" not in settings.model_fields_set:
         settings = issuer_served_at(host, port, shared=not settings.is_sqlite)
-    proxies = settings.forwarded_allow_ips
     _with_database(_prepare, creates=True)
+    processes = "1 worker" if workers == 1 else f"{workers} workers"
     typer.echo(
-        f"netcalc serving on {_url_of(host, port)} with {workers} worker(s).", err=True
+        f"netcalc serving on {served_url(host, port)} with {processes}.", err=True
     )
-    uvicorn.run(
-        "netcalc.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        # httptools, plus header, time and connection bounds (http_limits).
-        http=LimitedHttpProtocol,
-        access_log=False,
-        server_header=False,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        log_level="warning",
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
+    serve_app(settings, host, port, workers)
 
 
 def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
@@ -190,8 +176,8 @@ def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
     told too when the database is `shared`: its other instances would name
     other issuers and refuse this one's tokens.
     """
-    every_interface = _is_every_interface(host)
-    issuer = _url_of("127.0.0.1" if every_interface else host, port)
+    every_interface = is_every_interface(host)
+    issuer = served_url("127.0.0.1" if every_interface else host, port)
     os.environ["NETCALC_ISSUER"] = issuer
     if every_interface or shared:
         typer.echo(
@@ -201,24 +187,6 @@ def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
             err=True,
         )
     return _settings()
-
-
-def _is_every_interface(host: str) -> bool:
-    """Whether `host` is an address of every interface, however written."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return not host
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_unspecified or (mapped is not None and mapped.is_unspecified)
-
-
-def _url_of(host: str, port: int) -> str:
-    """The http URL of `host` and `port`, an IPv6 address in brackets."""
-    name = host.strip("[]")
-    if ":" in name:
-        name = f"[{name}]"
-    return f"http://{name}:{port}"
 
 
 async def _prepare(settings: Settings, engine: AsyncEngine) -> None:

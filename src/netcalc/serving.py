@@ -1,0 +1,90 @@
+"""Serving the app with uvicorn: the address it listens on, and the issuer
+it names when NETCALC_ISSUER is unset."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+
+import uvicorn
+
+from netcalc.http_limits import LimitedHttpProtocol
+from netcalc.settings import Settings
+
+
+def listen_host(host: str) -> str:
+    """The host as a socket takes it: an IPv6 address without its brackets."""
+    return host.strip("[]")
+
+
+def served_url(host: str, port: int) -> str:
+    """The http URL of `host` and `port`, an IPv6 address in brackets."""
+    name = listen_host(host)
+    if ":" in name:
+        name = f"[{name}]"
+    return f"http://{name}:{port}"
+
+
+def is_every_interface(host: str) -> bool:
+    """Whether `host` is an address of every interface, however written."""
+    try:
+        address = ipaddress.ip_address(listen_host(host))
+    except ValueError:
+        return not host
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_unspecified or (mapped is not None and mapped.is_unspecified)
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why this machine cannot listen on `host` and `port`, if it cannot.
+
+    Asked before anything is printed or started: uvicorn finds out only
+    once its workers are on their way, and says it in a log line of its own.
+    The port is bound as uvicorn binds it, then let go at once.
+    """
+    name = listen_host(host)
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((name, port))
+        except OSError as error:
+            return _refusal(served_url(host, port), error)
+    return None
+
+
+def _refusal(url: str, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"Cannot listen on {url}: another program is using that port. "
+            "Stop it, or choose another port with --port."
+        )
+    if error.errno == errno.EACCES:
+        return (
+            f"Cannot listen on {url}: this user may not use that port. "
+            "Choose one above 1023 with --port."
+        )
+    reason = (error.strerror or str(error)).lower()
+    return f"Cannot listen on {url}: {reason}. Check the --host address."
+
+
+def serve_app(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Serve netcalc until stopped, each worker building its own app."""
+    proxies = settings.forwarded_allow_ips
+    uvicorn.run(
+        "netcalc.app:create_app",
+        factory=True,
+        host=listen_host(host),
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        # httptools, plus header, time and connection bounds (http_limits).
+        http=LimitedHttpProtocol,
+        access_log=False,
+        server_header=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        log_level="warning",
+        timeout_keep_alive=settings.keep_alive_seconds,
+    )
