@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NETCALC := $(VENV)/bin/netcalc
 PORT ?= 8000
+# Stamps of the last install: pip runs again only when pyproject.toml
+# changes (the install is editable, so source edits need none).
+INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.installed-test
 
 .PHONY: run test bench lint install
 
@@ -12,19 +16,25 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-install: $(PY)
+$(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TEST_INSTALLED): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@ $(INSTALLED)
+
+install: $(INSTALLED)
 
 run: install
 	$(NETCALC) migrate
 	$(NETCALC) demo --port $(PORT)
 	$(NETCALC) serve --port $(PORT)
 
-test: $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+test: $(TEST_INSTALLED)
 	$(PY) -m pytest
 
-lint: $(PY)
+lint: $(TEST_INSTALLED)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
