@@ -412,7 +412,7 @@ def test_keys_rotate_publishes_before_signing(tmp_path: Path) -> None:
         first = get_token(server, issued)
         staged = server.cli("keys", "rotate")
         assert staged.returncode == 0, staged.stderr
-        assert "published now" in staged.stdout
+        assert "publish it at their next key refresh" in staged.stdout
         published_kids(server, 2)
         second = get_token(server, issued)
         assert kid_of(second) == kid_of(first)

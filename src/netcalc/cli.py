@@ -447,9 +447,9 @@ def keys_rotate(
         )
         return
     typer.echo(
-        f"New signing key {kid}, published now. Servers sign with it in "
-        f"{switch_after} s, once every server and every cache of the key set "
-        "holds it; old tokens keep working."
+        f"New signing key {kid}. Running servers publish it at their next key "
+        f"refresh and sign with it in {switch_after} s, once every server and "
+        "every cache of the key set holds it; old tokens keep working."
     )
 
 
