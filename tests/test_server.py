@@ -464,6 +464,36 @@ def kid_of(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
+def test_a_changed_signing_alg_is_published_before_it_signs(tmp_path: Path) -> None:
+    """Restarted with another NETCALC_SIGNING_ALG, `serve` stages a key of it
+    as `keys rotate` does, once: the old key goes on signing while both are
+    published, and the metadata names both algorithms."""
+    server = ServerProcess(tmp_path / "alg")
+    server.start()
+    try:
+        issued = create_credentials(server, "alg@example.com")
+        first = get_token(server, issued)
+    finally:
+        server.stop()
+    server.env["NETCALC_SIGNING_ALG"] = "RS256"
+    for _ in range(2):
+        server.start()
+        try:
+            second = get_token(server, issued)
+            assert kid_of(second) == kid_of(first)
+            assert jwt.get_unverified_header(second)["alg"] == "ES256"
+            published_kids(server, 2)
+            metadata_url = server.url + "/.well-known/oauth-authorization-server"
+            algs = httpx.get(metadata_url).json()[
+                "access_token_signing_alg_values_supported"
+            ]
+            assert algs == ["ES256", "RS256"]
+        finally:
+            server.stop()
+    assert server.log().count("NETCALC_SIGNING_ALG is now RS256") == 1
+    assert "Until then tokens are signed ES256." in server.log()
+
+
 def test_token_log_line_has_no_secret(server: ServerProcess) -> None:
     """Each token request logs one JSON line with id and status, never secrets;
     a refused grant_type is logged with the client id that came with it."""

@@ -107,16 +107,20 @@ def test_rotation_keeps_old_key_published(
         assert response.status_code == 200
 
 
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
 def test_rotation_that_waits_publishes_before_signing(
-    client: TestClient, settings: Settings, console: Console, issued: IssuedSecret
+    client: TestClient,
+    settings: Settings,
+    console: Console,
+    issued: IssuedSecret,
+    alg: str,
 ) -> None:
     """A rotation with a wait publishes the new key at once, goes on signing
-    with the old one, and switches when the wait is over, with no reload."""
+    with the old one, and switches when the wait is over, with no reload,
+    to a key of another algorithm too."""
     old_token = get_token(client, issued)
     sealer = KeySealer(settings.server_secret())
-    new_kid = console.run(
-        lambda e: rotate_keys(e, sealer, "ES256", 3600, switch_after=2)
-    )
+    new_kid = console.run(lambda e: rotate_keys(e, sealer, alg, 3600, switch_after=2))
     client.portal.call(client.app.runtime.keys.refresh)  # type: ignore[attr-defined]
     published = [
         key["kid"] for key in client.get("/.well-known/jwks.json").json()["keys"]
@@ -129,6 +133,7 @@ def test_rotation_that_waits_publishes_before_signing(
         time.sleep(0.2)
         token = get_token(client, issued)
     assert kid_of(token) == new_kid
+    assert jwt.get_unverified_header(token)["alg"] == alg
     verify_with_jwks(client, token, settings)
 
 

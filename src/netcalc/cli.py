@@ -9,6 +9,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -191,9 +192,20 @@ def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
 
 async def _prepare(settings: Settings, engine: AsyncEngine) -> None:
     # Made here, once, so that workers starting together find one key.
-    await KeyRing(
-        engine, KeySealer(settings.server_secret()), settings.signing_alg
-    ).start()
+    keys = KeyRing(engine, KeySealer(settings.server_secret()), settings.signing_alg)
+    await keys.start()
+    alg = settings.signing_alg
+    if keys.next_alg != alg:
+        # A changed setting takes over as `keys rotate` would: resource
+        # servers holding the key set must have the new key before a token
+        # names it.
+        _, switch_after = await _rotate_keys(settings, engine, now=False)
+        typer.echo(
+            f"NETCALC_SIGNING_ALG is now {alg}: a new {alg} key is published "
+            f"and signs in {switch_after} s, once every cache of the key set "
+            f"holds it. Until then tokens are signed {keys.current.alg}.",
+            err=True,
+        )
 
 
 @app.command()
@@ -414,24 +426,7 @@ def keys_rotate(
     """Make a new signing key; old public keys stay published while their
     tokens live, unless withdrawn."""
     now = now or withdraw
-
-    async def rotate(settings: Settings, engine: AsyncEngine) -> tuple[str, int]:
-        sealer = KeySealer(settings.server_secret())
-        refresh = 2 * math.ceil(settings.key_refresh_seconds)
-        # Servers sign with the old key until their next key refresh after
-        # the switch, so its tokens may outlive it by that much more.
-        lifetime = settings.token_ttl_max + refresh
-        switch_after = 0 if now else KEY_SET_MAX_AGE + refresh
-        kid = await rotate_keys(
-            engine,
-            sealer,
-            settings.signing_alg,
-            lifetime,
-            switch_after=switch_after,
-            withdraw=withdraw,
-        )
-        return kid, switch_after
-
+    rotate = partial(_rotate_keys, now=now, withdraw=withdraw)
     kid, switch_after = _with_database(rotate)
     if withdraw:
         typer.echo(
@@ -451,6 +446,27 @@ def keys_rotate(
         f"refresh and sign with it in {switch_after} s, once every server and "
         "every cache of the key set holds it; old tokens keep working."
     )
+
+
+async def _rotate_keys(
+    settings: Settings, engine: AsyncEngine, *, now: bool, withdraw: bool = False
+) -> tuple[str, int]:
+    """A new key of the configured algorithm, and the seconds until it signs."""
+    sealer = KeySealer(settings.server_secret())
+    refresh = 2 * math.ceil(settings.key_refresh_seconds)
+    # Servers sign with the old key until their next key refresh after
+    # the switch, so its tokens may outlive it by that much more.
+    lifetime = settings.token_ttl_max + refresh
+    switch_after = 0 if now else KEY_SET_MAX_AGE + refresh
+    kid = await rotate_keys(
+        engine,
+        sealer,
+        settings.signing_alg,
+        lifetime,
+        switch_after=switch_after,
+        withdraw=withdraw,
+    )
+    return kid, switch_after
 
 
 @app.command()

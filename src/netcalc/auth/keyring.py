@@ -88,22 +88,42 @@ class KeyRing:
         self._choose()
 
     def _choose(self) -> None:
-        """Sign with the oldest key of our algorithm not yet retired.
+        """Sign with the oldest key due to retire, else the newest key.
 
         After a rotation that waits, the old key signs until its retirement
         while the new one is already published, so that every instance
         and every cache of the key set holds the new key before a token
-        names it.
+        names it. That holds when the rotation changes the algorithm too:
+        the keys say which algorithm signs, not this instance's setting.
         """
-        now = utcnow()
-        signing = [
-            key
-            for key in reversed(self._keys)
-            if key.alg == self._alg and (key.retired_at is None or key.retired_at > now)
-        ]
-        self._signing = signing[0] if signing else None
+        live = self._unretired()
+        retiring = [key for key in live if key.retired_at is not None]
+        if retiring:
+            self._signing = min(retiring, key=lambda key: key.created_at)
+        else:
+            self._signing = live[0] if live else None
         retires = self._signing.retired_at if self._signing else None
         self._choose_again_at = retires.timestamp() if retires else math.inf
+
+    @property
+    def next_alg(self) -> str | None:
+        """The algorithm of the newest key still to sign, once any pending
+        switch is done; None before the first key."""
+        live = self._unretired()
+        return live[0].alg if live else None
+
+    def _unretired(self) -> list[SigningKey]:
+        """The keys that sign now or will, newest first."""
+        now = utcnow()
+        return [
+            key for key in self._keys if key.retired_at is None or key.retired_at > now
+        ]
+
+    def published_algs(self) -> list[str]:
+        """The algorithms of the published keys, oldest first."""
+        now = utcnow()
+        algs = [key.alg for key in self._keys if key.is_published(now)]
+        return list(dict.fromkeys(reversed(algs)))
 
     @property
     def current(self) -> SigningKey:

@@ -170,7 +170,8 @@ async def revoke(request: Request) -> Response:
 @router.get("/.well-known/oauth-authorization-server")
 async def metadata(request: Request) -> Response:
     """Authorization server metadata (RFC 8414 §2)."""
-    settings = runtime_of(request).settings
+    runtime = runtime_of(request)
+    settings = runtime.settings
     base = settings.issuer.rstrip("/")
     document = {
         "issuer": settings.issuer,
@@ -184,6 +185,6 @@ async def metadata(request: Request) -> Response:
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "scopes_supported": list(ACCOUNT_SCOPES),
-        "access_token_signing_alg_values_supported": [settings.signing_alg],
+        "access_token_signing_alg_values_supported": runtime.keys.published_algs(),
     }
     return JSONBody(document, headers={"Cache-Control": "public, max-age=300"})
