@@ -532,6 +532,87 @@ def test_kit_pauses_after_the_issuer_refuses_its_credentials(
     assert stale["client_secret"] not in logged.getMessage()
 
 
+async def _shorten_key_set_max_age(response: httpx.Response) -> None:
+    # The issuer's five minutes, as a few seconds: the kit's floor between
+    # fetches applies, so the test waits that floor rather than the cache time.
+    if response.url.path == "/.well-known/jwks.json":
+        response.headers["Cache-Control"] = "public, max-age=1"
+
+
+async def _kit_answers(
+    guard: TokenGuard, token: str, until: int, seconds: float
+) -> list[int]:
+    """The kit's answers to `token`, asked every half second until one is
+    `until` or `seconds` have passed."""
+    seen: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and until not in seen:
+        try:
+            await guard.verify(token)
+            seen.append(200)
+        except HTTPException as refusal:
+            seen.append(refusal.status_code)
+        await asyncio.sleep(0.5)
+    return seen
+
+
+def _guard_with_short_key_cache(issuer: ServerProcess) -> TokenGuard:
+    http = httpx.AsyncClient(event_hooks={"response": [_shorten_key_set_max_age]})
+    return TokenGuard(issuer.url, "netcalc", http=http)
+
+
+def test_kit_stops_trusting_a_withdrawn_key_when_its_cache_time_is_up(
+    tmp_path: Path,
+) -> None:
+    """After `keys rotate --withdraw`, the kit fetches the key set again once
+    the issuer's max-age has passed, though every token names a key it
+    knows, and refuses the withdrawn key's tokens."""
+    issuer = ServerProcess(tmp_path / "withdraw", NETCALC_KEY_REFRESH_SECONDS="0.5")
+
+    async def answers(token: str) -> tuple[list[int], list[int]]:
+        guard = _guard_with_short_key_cache(issuer)
+        before = await _kit_answers(guard, token, until=200, seconds=5)
+        assert issuer.cli("keys", "rotate", "--withdraw").returncode == 0
+        after = await _kit_answers(guard, token, until=401, seconds=20)
+        await guard.aclose()
+        return before, after
+
+    issuer.start()
+    try:
+        before, after = asyncio.run(answers(access_token(issuer, credentials(issuer))))
+    finally:
+        issuer.stop()
+    assert before == [200]
+    assert after[-1] == 401
+
+
+def test_kit_verifies_with_its_last_key_set_while_the_issuer_is_away(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key set past its cache time still verifies while the issuer cannot
+    be reached, with a warning, so an issuer restart stops no service."""
+    issuer = ServerProcess(tmp_path / "away")
+
+    async def answers(token: str) -> tuple[list[int], list[int]]:
+        guard = _guard_with_short_key_cache(issuer)
+        before = await _kit_answers(guard, token, until=200, seconds=5)
+        issuer.stop()
+        away = await _kit_answers(guard, token, until=0, seconds=7)
+        await guard.aclose()
+        return before, away
+
+    issuer.start()
+    try:
+        token = access_token(issuer, credentials(issuer))
+        with caplog.at_level(logging.WARNING, logger="netcalc.resource_server"):
+            before, away = asyncio.run(answers(token))
+    finally:
+        issuer.stop()
+    assert before == [200]
+    assert set(away) == {200}
+    assert "could not be fetched again" in caplog.text
+
+
 def test_kit_accepts_a_valid_token(server: ServerProcess) -> None:
     """The kit verifies a fresh token offline with the published keys."""
     token = access_token(server, credentials(server))

@@ -1,8 +1,11 @@
 """Guard any Starlette or FastAPI service with netcalc access tokens.
 
 The guard verifies tokens offline with the issuer's published keys (RFC
-7517), fetched once and cached, and fetched again once when a token names a
-key id it has not seen, as after a key rotation. It checks the algorithm
+7517), cached for as long as the issuer's `Cache-Control: max-age` allows,
+so a withdrawn key stops verifying once that time is up, and fetched again
+at once when a token names a key id it has not seen, as after a key
+rotation. While the issuer cannot be reached, the last key set it served
+goes on verifying. It checks the algorithm
 against the key, the signature, `iss`, `aud`, `exp` and `iat`, and the
 scope a route needs. With introspection credentials it also asks the issuer
 whether the token is still active (RFC 7662), so a revocation bites at once.
@@ -30,7 +33,9 @@ not run up its host's failure count at the issuer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,7 +51,16 @@ __all__ = ["Introspection", "TokenGuard"]
 _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
 _TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 _REFETCH_INTERVAL = 5.0
-"""Least seconds between key fetches caused by unknown key ids."""
+"""Least seconds between key fetches caused by unknown key ids, and between
+attempts while the issuer cannot be reached."""
+
+KEY_SET_MAX_AGE = 300.0
+"""Seconds a key set is trusted when the issuer's answer names no max-age."""
+
+_LONGEST_MAX_AGE = 86400.0
+"""The longest a key set is trusted, whatever the issuer's answer says."""
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 _REFUSALS = frozenset({400, 401, 429})
 """Introspection answers about the guard's own credentials: unauthorized_client
@@ -94,28 +108,55 @@ class TokenGuard:
         self._http = http or httpx.AsyncClient(timeout=5.0)
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")
+        self._keys_expire_at = float("-inf")
+        self._next_fetch_at = float("-inf")
+        self._fetching: asyncio.Future[None] | None = None
         self._refused_until = float("-inf")
 
     async def aclose(self) -> None:
         """Close the HTTP client the guard made for itself."""
         await self._http.aclose()
 
+    async def _key(self, kid: str) -> jwt.PyJWK | None:
+        now = time.monotonic()
+        known = kid in self._keys
+        if now >= self._keys_expire_at or (not known and now >= self._next_fetch_at):
+            try:
+                await self._fetched_keys()
+            except HTTPException:
+                if not known:
+                    raise
+                logger.warning(
+                    "the issuer's key set could not be fetched again; "
+                    "verifying with the one fetched before"
+                )
+                self._keys_expire_at = now + _REFETCH_INTERVAL
+        return self._keys.get(kid)
+
+    async def _fetched_keys(self) -> None:
+        """Fetch the key set once for every request that finds it stale."""
+        if self._fetching is None:
+            self._fetching = asyncio.ensure_future(self._fetch_keys())
+            self._fetching.add_done_callback(self._fetched)
+        await asyncio.shield(self._fetching)
+
+    def _fetched(self, fetching: asyncio.Future[None]) -> None:
+        self._fetching = None
+        if not fetching.cancelled():
+            # Marks its error as seen: the requests still waiting raise it.
+            fetching.exception()
+
     async def _fetch_keys(self) -> None:
+        self._next_fetch_at = time.monotonic() + _REFETCH_INTERVAL
         try:
             response = await self._http.get(f"{self._base}/.well-known/jwks.json")
             response.raise_for_status()
-        except httpx.HTTPError:
+            key_set = jwt.PyJWKSet.from_dict(response.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError):
             raise _unavailable() from None
-        key_set = jwt.PyJWKSet.from_dict(response.json())
         self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
-        self._fetched_at = time.monotonic()
-
-    async def _key(self, kid: str) -> jwt.PyJWK | None:
-        stale = time.monotonic() - self._fetched_at >= _REFETCH_INTERVAL
-        if kid not in self._keys and stale:
-            await self._fetch_keys()
-        return self._keys.get(kid)
+        max_age = _max_age(response.headers.get("cache-control", ""))
+        self._keys_expire_at = time.monotonic() + max_age
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid, active token; HTTPException 401 otherwise."""
@@ -219,6 +260,14 @@ class TokenGuard:
             return await self.authenticate(request, scope)
 
         return dependency
+
+
+def _max_age(cache_control: str) -> float:
+    """How long the key set may be kept, by the answer's Cache-Control."""
+    found = _MAX_AGE.search(cache_control)
+    if found is None:
+        return KEY_SET_MAX_AGE
+    return min(max(float(found.group(1)), _REFETCH_INTERVAL), _LONGEST_MAX_AGE)
 
 
 def _invalid(description: str) -> HTTPException:
