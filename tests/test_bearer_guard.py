@@ -19,14 +19,18 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 from starlette.testclient import TestClient
 
 from netcalc.accounts import service
 from netcalc.accounts.service import IssuedSecret
+from netcalc.accounts.tables import credentials
 from netcalc.auth.keys import KeySealer, SigningKey, load_keys
 from netcalc.auth.store import revoke_token
+from netcalc.auth.tables import revocation_epoch
+from netcalc.db import utcnow
 from netcalc.resource_server import TokenGuard
 from netcalc.settings import Settings
 from tests.support import Console, token_body
@@ -492,6 +496,46 @@ def test_revoking_credentials_spares_other_credentials(
     response = call(client, "GET", bearer(other_token))
     assert response.status_code == 200
     assert response.json()["status"] == "OK"
+
+
+def test_a_revocation_not_yet_announced_is_refused_at_once(
+    client: TestClient, console: Console, issued: IssuedSecret, token: str
+) -> None:
+    """A revocation committed elsewhere whose announcement has not arrived
+    is still refused on the next call: the newer revocation epoch sends the
+    check to the database."""
+    assert call(client, "GET", bearer(token)).status_code == 200
+
+    async def revoke_unannounced(engine: AsyncEngine) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(credentials)
+                .where(credentials.c.client_id == issued.client_id)
+                .values(revoked_at=utcnow())
+            )
+            await connection.execute(
+                update(revocation_epoch).values(epoch=revocation_epoch.c.epoch + 1)
+            )
+
+    console.run(revoke_unannounced)
+
+    assert_invalid_token(call(client, "GET", bearer(token)), token)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_announcements_carry_the_epoch_the_instance_has_heard(
+    client: TestClient, console: Console, issued: IssuedSecret
+) -> None:
+    """On PostgreSQL each revocation takes the next epoch, and the instance
+    that hears its announcement knows it has heard that far."""
+    revocations = client.app.runtime.revocations  # type: ignore[attr-defined]
+    assert revocations.known.epoch == 0
+    console.revoke(issued.client_id)
+    deadline = time.monotonic() + 5
+    while revocations.known.epoch < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert revocations.known.epoch == 1
+    assert issued.client_id in revocations.known.clients
 
 
 def test_revoked_token_is_refused_and_its_sibling_is_not(

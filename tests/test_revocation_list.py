@@ -35,3 +35,13 @@ def test_reload_replaces_what_was_heard_before(console: Console) -> None:
         return known.tokens
 
     assert console.run(reload) == set()
+
+
+def test_an_announcement_older_than_what_was_heard_changes_nothing() -> None:
+    """Announcements apply in epoch order: one older than the newest heard,
+    as a reload may leave behind it, cannot undo a newer change."""
+    known = RevocationList()
+    known.announced("2 account:acc_1")
+    known.announced("1 enabled:acc_1")
+    assert known.accounts == {"acc_1"}
+    assert known.epoch == 2

@@ -20,14 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts import service
 from netcalc.audit import MAX_LIMIT, list_events
-from netcalc.auth.announcements import (
-    account_disabled,
-    account_enabled,
-    client_revoked,
-)
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KEY_SET_MAX_AGE, KeySealer, rotate_keys
-from netcalc.auth.revocations import publish
 from netcalc.db import create_engine, sqlite_file
 from netcalc.errors import NetcalcError
 from netcalc.migrate import upgrade
@@ -253,11 +247,7 @@ def accounts_create(
 def _set_disabled(email: str, disabled: bool) -> None:
     async def change(settings: Settings, engine: AsyncEngine) -> bool:
         account_id = await service.account_id_for(engine, email)
-        changed = await service.set_disabled(engine, account_id, disabled)
-        if changed:
-            announce = account_disabled if disabled else account_enabled
-            await publish(settings, announce(account_id))
-        return changed
+        return await service.set_disabled(engine, account_id, disabled)
 
     state = "disabled" if disabled else "enabled"
     stored = service.email_key(email)
@@ -368,10 +358,7 @@ def credentials_revoke(client_id: ClientId) -> None:
     """Revoke credentials; their tokens stop working at once."""
 
     async def revoke(settings: Settings, engine: AsyncEngine) -> bool:
-        revoked = await service.revoke_credentials(engine, client_id)
-        if revoked:
-            await publish(settings, client_revoked(client_id))
-        return revoked
+        return await service.revoke_credentials(engine, client_id)
 
     if _with_database(revoke):
         typer.echo(f"Revoked {client_id}.")

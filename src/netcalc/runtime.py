@@ -78,7 +78,7 @@ class Runtime:
         revocations = Revocations(
             engine,
             reads,
-            feed_for(settings.database_url, settings.redis_url),
+            feed_for(settings.database_url),
             settings.revocation_resync_seconds,
         )
         return cls(

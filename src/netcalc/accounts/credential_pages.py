@@ -202,5 +202,5 @@ async def revoke(request: Request, client_id: str) -> Response:
         address=client_address(request),
     )
     if revoked:
-        await runtime.revocations.announce(client_revoked(client_id))
+        runtime.revocations.announce(client_revoked(client_id))
     return redirect(f"/credentials?revoked={quote(client_id)}")

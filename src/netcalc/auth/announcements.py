@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 CHANNEL = "netcalc_revocations"
-"""The LISTEN/NOTIFY channel and Redis pub/sub channel of announcements."""
+"""The LISTEN/NOTIFY channel of announcements."""
 
 
 def client_revoked(client_id: str) -> str:
@@ -34,9 +34,26 @@ def token_revoked(jti: str) -> str:
 
 
 async def notify_in_transaction(connection: AsyncConnection, message: str) -> None:
-    """Announce a change by NOTIFY, delivered only if the transaction commits."""
-    if connection.dialect.name == "postgresql":
-        await connection.execute(
-            text("SELECT pg_notify(:channel, :message)"),
-            {"channel": CHANNEL, "message": message},
-        )
+    """Announce a change by NOTIFY, delivered only if the transaction commits.
+
+    The change also takes the next revocation epoch, which the announcement
+    carries. The row lock makes changes commit in epoch order, so listeners
+    hear the epochs in order, and an instance that reads a newer epoch than
+    it has heard knows it has missed something.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    epoch = await connection.scalar(_NEXT_EPOCH)
+    await connection.execute(
+        text("SELECT pg_notify(:channel, :message)"),
+        {"channel": CHANNEL, "message": f"{epoch} {message}"},
+    )
+
+
+_NEXT_EPOCH = text("UPDATE revocation_epoch SET epoch = epoch + 1 RETURNING epoch")
+
+
+def heard(payload: str) -> tuple[int, str]:
+    """The epoch and the announcement a NOTIFY payload carries."""
+    epoch, _, message = payload.partition(" ")
+    return int(epoch), message

@@ -151,7 +151,7 @@ async def revoke(request: Request) -> Response:
         )
         # Told here even when a request at once recorded it first: this
         # answer must not come before the revocation holds on this instance.
-        await runtime.revocations.announce(token_revoked(access.jti))
+        runtime.revocations.announce(token_revoked(access.jti))
         # Recorded by the request that revoked it, and last, so that a
         # failure to record does not hold the revocation back.
         if revoked:

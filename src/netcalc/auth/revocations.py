@@ -1,20 +1,29 @@
 """Revoked credentials and tokens, held in memory and kept in step.
 
-An instance loads every revoked client id, revoked token id and disabled
-account at start, applies each change another process announces as soon as
-it arrives, and reloads everything on a short timer in case a message was
-lost. Announcements travel by Redis pub/sub when Redis is configured, and
-otherwise by PostgreSQL LISTEN/NOTIFY, sent inside the transaction that
-makes the change so that no listener hears of a change that did not commit.
+On PostgreSQL an instance loads every revoked client id, revoked token id
+and disabled account at start, and applies each change as its LISTEN/NOTIFY
+announcement arrives. The announcement is sent inside the transaction that
+makes the change, so no listener hears of a change that did not commit,
+and none is lost while the change commits.
 
-SQLite has neither; there the bearer guard reads the database on every call
-instead, which is exact and cheap enough on one machine.
+An announcement still travels: it may reach this instance after a client
+has already been told that the revoke is done. So each change also takes
+the next revocation epoch, in its own transaction, and each announcement
+carries it. Before a token is judged from memory, this instance reads the
+newest epoch, once for all the requests of one turn of its event loop,
+started after they arrived: a revocation that committed before them has
+an epoch no newer. When the memory has heard that epoch, it is complete
+for them; otherwise, as while announcements are not arriving at all, the
+token is judged by a read of the database. Everything is also reloaded on
+a timer, in case the listening connection was lost and found again.
+
+SQLite has no announcements; there the bearer guard reads the database on
+every call instead, which is exact and cheap enough on one machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -24,13 +33,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.tables import accounts, credentials
-from netcalc.auth.announcements import CHANNEL
+from netcalc.auth.announcements import CHANNEL, heard
 from netcalc.auth.store import token_is_live
-from netcalc.auth.tables import revoked_tokens
-from netcalc.db import Reads, utcnow
-from netcalc.settings import Settings
+from netcalc.auth.tables import revocation_epoch, revoked_tokens
+from netcalc.db import Reads, Row, utcnow
 
 logger = logging.getLogger("netcalc.auth")
+
+_EPOCH = select(revocation_epoch.c.epoch)
+
+
+def _epoch_of(rows: list[Row]) -> int:
+    return int(rows[0][0]) if rows else 0
 
 
 class RevocationList:
@@ -40,13 +54,31 @@ class RevocationList:
         self.clients: set[str] = set()
         self.tokens: set[str] = set()
         self.accounts: set[str] = set()
-        self._heard_while_loading: list[str] | None = None
+        self.epoch = 0
+        """The newest revocation epoch applied here, with all before it."""
+        self._heard_while_loading: list[tuple[int | None, str]] | None = None
+
+    def announced(self, payload: str) -> None:
+        """Apply one announcement as it arrived: an epoch and a change."""
+        epoch, message = heard(payload)
+        if self._heard_while_loading is not None:
+            self._heard_while_loading.append((epoch, message))
+        self._apply_newer(epoch, message)
 
     def apply(self, message: str) -> None:
-        """Record one announcement such as 'client:<id>' or 'token:<jti>'."""
+        """Apply a change this instance made, such as 'client:<id>' or
+        'token:<jti>', before its announcement comes back."""
         if self._heard_while_loading is not None:
-            self._heard_while_loading.append(message)
+            self._heard_while_loading.append((None, message))
         self._apply(message)
+
+    def _apply_newer(self, epoch: int | None, message: str) -> None:
+        # Without an epoch, the change is this instance's own and committed.
+        if epoch is None:
+            self._apply(message)
+        elif epoch > self.epoch:
+            self._apply(message)
+            self.epoch = epoch
 
     def _apply(self, message: str) -> None:
         kind, _, value = message.partition(":")
@@ -78,14 +110,19 @@ class RevocationList:
         self._heard_while_loading = []
         try:
             await self._load(engine)
-            heard = self._heard_while_loading
+            meanwhile = self._heard_while_loading
         finally:
             self._heard_while_loading = None
-        for message in heard:
-            self._apply(message)
+        for epoch, message in meanwhile:
+            self._apply_newer(epoch, message)
 
     async def _load(self, engine: AsyncEngine) -> None:
+        if engine.dialect.name == "postgresql":
+            # One snapshot for the lists and the epoch, so that the epoch
+            # says exactly which changes the lists hold.
+            engine = engine.execution_options(isolation_level="REPEATABLE READ")
         async with engine.connect() as connection:
+            epoch = await connection.scalar(_EPOCH)
             clients = await connection.scalars(
                 select(credentials.c.client_id).where(
                     credentials.c.revoked_at.is_not(None)
@@ -101,6 +138,7 @@ class RevocationList:
             )
             self.clients, self.tokens = set(clients), set(tokens)
             self.accounts = set(disabled)
+            self.epoch = epoch or 0
 
 
 class RevocationFeed(Protocol):
@@ -108,9 +146,6 @@ class RevocationFeed(Protocol):
 
     async def listen(self, deliver: Callable[[str], None]) -> None:
         """Start delivering announcements; return once listening."""
-
-    async def publish(self, message: str) -> None:
-        """Announce a change to every listener."""
 
     def healthy(self) -> bool:
         """True while announcements are being received."""
@@ -137,10 +172,6 @@ class PostgresFeed:
 
         await self._connection.add_listener(CHANNEL, on_notify)
 
-    async def publish(self, message: str) -> None:
-        # Changes already announce themselves inside their transaction.
-        return None
-
     def healthy(self) -> bool:
         return self._connection is not None and not self._connection.is_closed()
 
@@ -149,57 +180,49 @@ class PostgresFeed:
             await self._connection.close()
 
 
-class RedisFeed:
-    """Redis pub/sub; shared with the rate-limit counters' server."""
-
-    def __init__(self, redis_url: str) -> None:
-        from redis.asyncio import Redis
-
-        self._redis = Redis.from_url(redis_url)
-        self._task: asyncio.Task[None] | None = None
-
-    async def listen(self, deliver: Callable[[str], None]) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(CHANNEL)
-        self._task = asyncio.create_task(self._read(pubsub, deliver))
-
-    async def _read(self, pubsub: Any, deliver: Callable[[str], None]) -> None:
-        async for message in pubsub.listen():
-            data = message.get("data")
-            if isinstance(data, bytes):
-                deliver(data.decode())
-
-    async def publish(self, message: str) -> None:
-        await self._redis.publish(CHANNEL, message)
-
-    def healthy(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self._redis.aclose()
-
-
-async def publish(settings: Settings, message: str) -> None:
-    """Announce a change made outside any server, as the CLI does."""
-    if settings.redis_url:
-        feed = RedisFeed(settings.redis_url)
-        try:
-            await feed.publish(message)
-        finally:
-            await feed.close()
-
-
-def feed_for(database_url: str, redis_url: str | None) -> RevocationFeed | None:
-    """The feed this deployment announces on: Redis, else PostgreSQL, else none."""
-    if redis_url:
-        return RedisFeed(redis_url)
+def feed_for(database_url: str) -> RevocationFeed | None:
+    """The feed of announcements: PostgreSQL's, else none."""
     if make_url(database_url).get_backend_name() in ("postgresql", "postgres"):
         return PostgresFeed(database_url)
     return None
+
+
+class EpochReads:
+    """The newest revocation epoch, read once for every request of a turn.
+
+    A request joins the next read to start, never one already under way:
+    that one may have begun before a revocation this request must see.
+    """
+
+    def __init__(self, reads: Reads) -> None:
+        self._reads = reads
+        self._next: asyncio.Future[int] | None = None
+        self._reading: asyncio.Task[None] | None = None
+
+    async def newest(self) -> int:
+        """An epoch no older than any committed before this call."""
+        asked = self._next
+        if asked is None:
+            asked = self._next = asyncio.get_running_loop().create_future()
+            if self._reading is None:
+                self._start()
+        # Shielded: a request cancelled while waiting leaves the read to
+        # the others that joined it.
+        return await asyncio.shield(asked)
+
+    def _start(self) -> None:
+        asked, self._next = self._next, None
+        if asked is not None:
+            self._reading = asyncio.ensure_future(self._read(asked))
+
+    async def _read(self, asked: asyncio.Future[int]) -> None:
+        try:
+            asked.set_result(await self._reads.read(_EPOCH, {}, _epoch_of))
+        except Exception as exc:
+            asked.set_exception(exc)
+        finally:
+            self._reading = None
+            self._start()
 
 
 class Revocations:
@@ -216,18 +239,19 @@ class Revocations:
         self._reads = reads
         self._feed = feed
         self._resync_seconds = resync_seconds
+        self._epochs = EpochReads(reads)
         self.known = RevocationList()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def in_memory(self) -> bool:
-        """True while announcements arrive, so memory is as good as the database."""
+        """True while announcements arrive, so memory may answer."""
         return self._feed is not None and self._feed.healthy()
 
     async def _connect(self, feed: RevocationFeed) -> None:
         try:
             # Listen before loading, so nothing announced in between is missed.
-            await feed.listen(self.known.apply)
+            await feed.listen(self.known.announced)
             await self.known.resync(self._engine)
         except Exception:
             logger.exception("revocation feed unavailable; reading the database")
@@ -258,14 +282,13 @@ class Revocations:
         if self._feed is not None:
             await self._feed.close()
 
-    async def announce(self, message: str) -> None:
-        """Apply a change here at once and tell the other instances."""
+    def announce(self, message: str) -> None:
+        """Apply a change this instance made at once; the others hear of it
+        by the announcement its transaction sent."""
         self.known.apply(message)
-        if self._feed is not None:
-            await self._feed.publish(message)
 
     async def is_live(self, client_id: str, account_id: str, jti: str) -> bool:
         """False when the token, its credentials or its account is switched off."""
-        if self.in_memory:
+        if self.in_memory and await self._epochs.newest() <= self.known.epoch:
             return not self.known.refuses(client_id, account_id, jti)
         return await token_is_live(self._reads, client_id, jti)

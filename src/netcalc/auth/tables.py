@@ -1,8 +1,9 @@
-"""Tables of signing keys and individually revoked access tokens."""
+"""Tables of signing keys, individually revoked access tokens, and the
+revocation epoch."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, String, Table, Text
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
 
 from netcalc.db import UTCDateTime, metadata
 
@@ -26,4 +27,13 @@ revoked_tokens = Table(
     Column("jti", String(64), primary_key=True),
     Column("client_id", String(64), nullable=False, index=True),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+revocation_epoch = Table(
+    "revocation_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Counts every revocation, disabling and enabling, each in the
+    # transaction that makes it; see netcalc.auth.revocations.
+    Column("epoch", BigInteger, nullable=False),
 )
