@@ -284,6 +284,25 @@ def test_disabled_account_is_unauthorized_client(server: ServerProcess) -> None:
     assert oauth_token(server, issued).status_code == 200
 
 
+@pytest.mark.parametrize("endpoint", ["/oauth2/introspect", "/oauth2/revoke"])
+def test_disabled_account_may_not_introspect_or_revoke(
+    server: ServerProcess, endpoint: str
+) -> None:
+    """A disabled account's credentials are refused at introspection and
+    revocation as at the token endpoint, and the token stays untouched."""
+    issued = credentials(server)
+    token = access_token(server, issued)
+    assert server.cli("accounts", "disable", issued["email"]).returncode == 0
+    refused = httpx.post(
+        server.url + endpoint,
+        data={"token": token},
+        auth=(issued["client_id"], issued["client_secret"]),
+    )
+    assert _error(refused) == (400, "unauthorized_client")
+    assert server.cli("accounts", "enable", issued["email"]).returncode == 0
+    assert introspect(server, issued, token)["active"] is True
+
+
 def test_repeated_parameters_refused(server: ServerProcess) -> None:
     """A parameter given twice is invalid_request (RFC 6749 §3.2)."""
     issued = credentials(server)

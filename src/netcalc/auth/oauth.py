@@ -24,7 +24,13 @@ from netcalc.auth.scopes import ACCOUNT_SCOPES
 from netcalc.auth.store import ClientRecord, revoke_token
 from netcalc.auth.token_request import authenticate_client, oauth_form_fields
 from netcalc.auth.tokens import AccessToken, verify_token
-from netcalc.errors import InvalidRequest, InvalidToken, NetcalcError, UnexpectedError
+from netcalc.errors import (
+    InvalidGrant,
+    InvalidRequest,
+    InvalidToken,
+    NetcalcError,
+    UnexpectedError,
+)
 from netcalc.http_body import header, read_body
 from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER
 from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
@@ -86,6 +92,10 @@ async def _caller_and_token(request: Request) -> tuple[ClientRecord, str]:
     )
     presented = authenticate_client(fields, header(request, b"authorization"))
     caller = await runtime.grant.authenticate(presented, client_address(request))
+    if caller.account_disabled:
+        # Refused as at the token endpoint: a disabled account's clients may
+        # neither learn about its tokens nor revoke them.
+        raise InvalidGrant("The account of these credentials is disabled.")
     if not fields.get("token"):
         raise InvalidRequest("The token parameter is missing.")
     return caller, fields["token"]
