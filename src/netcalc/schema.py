@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from netcalc.accounts.tables import accounts, console_sessions, credentials
+from netcalc.accounts.tables import (
+    accounts,
+    console_sessions,
+    credentials,
+    sent_forms,
+)
 from netcalc.audit import audit_events
 from netcalc.auth.tables import revoked_tokens, signing_keys
 from netcalc.db import metadata
@@ -15,6 +20,7 @@ __all__ = [
     "credentials",
     "metadata",
     "revoked_tokens",
+    "sent_forms",
     "signing_keys",
     "subnets",
 ]
