@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from netcalc.accounts import service
 from netcalc.accounts.sent_forms import SentForm, new_form_id
 from netcalc.accounts.sessions import SessionStore
-from netcalc.accounts.tables import sent_forms
+from netcalc.accounts.tables import console_sessions, sent_forms
+from netcalc.app import create_app
 from netcalc.audit import MAX_LIMIT, list_events
 from netcalc.auth.client_secrets import SECRET_PREFIX
+from netcalc.db import utcnow
 from netcalc.errors import FormAlreadySent
 from netcalc.settings import Settings
-from tests.support import PASSWORD, Console
+from tests.support import PASSWORD, Console, make_settings
 from tests.test_console import (
     hidden_fields,
     issued,
@@ -243,3 +248,35 @@ def test_sent_forms_end_with_their_session(
     assert sent_form_count(console) == 1
     assert post_form(client, "/signout", {}, "/credentials").status_code == 303
     assert sent_form_count(console) == 0
+
+
+def test_maintenance_purges_expired_sessions_and_their_forms(
+    tmp_path: Path, settings: Settings, console: Console
+) -> None:
+    """The periodic maintenance deletes expired sessions and the forms they
+    sent, while a live session keeps its own."""
+    quick = make_settings(
+        tmp_path, database_url=settings.database_url, key_refresh_seconds=0.1
+    )
+    with TestClient(create_app(quick)) as client:
+        for email in (HOLDER, "other@example.com"):
+            with other_browser(client) as browser:
+                sign_up(browser, email)
+                sent = browser.post("/credentials/new", data=generate_form(browser))
+                assert sent.status_code == 200
+        assert sent_form_count(console) == 2
+
+        async def expire_the_holders(engine: AsyncEngine) -> None:
+            account_id = await service.account_id_for(engine, HOLDER)
+            async with engine.begin() as connection:
+                await connection.execute(
+                    update(console_sessions)
+                    .where(console_sessions.c.account_id == account_id)
+                    .values(expires_at=utcnow() - timedelta(seconds=1))
+                )
+
+        console.run(expire_the_holders)
+        deadline = time.monotonic() + 10
+        while sent_form_count(console) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert sent_form_count(console) == 1
