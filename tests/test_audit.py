@@ -41,6 +41,7 @@ from tests.test_console import (
     issued,
     other_browser,
     post_form,
+    rotate,
     sign_in,
     sign_up,
     token_for,
@@ -79,7 +80,7 @@ def test_console_changes_are_recorded(client: TestClient, console: Console) -> N
     started = utcnow()
     sign_up(client, HOLDER)
     client_id, _ = issued(generate(client, name="ci", scope="subnets:read"))
-    post_form(client, f"/credentials/{client_id}/rotate", {}, "/credentials")
+    rotate(client, client_id)
     post_form(client, f"/credentials/{client_id}/revoke", {}, "/credentials")
     signed_out = post_form(client, "/signout", {}, "/credentials")
     assert signed_out.status_code == 303
@@ -290,7 +291,7 @@ def test_no_event_holds_a_secret(
     auth = (client_id, first)
     revoked = client.post("/oauth2/revoke", data={"token": token}, auth=auth)
     assert revoked.status_code == 200
-    rotated = post_form(client, f"/credentials/{client_id}/rotate", {}, "/credentials")
+    rotated = rotate(client, client_id)
     _, second = issued(rotated)
     post_form(client, f"/credentials/{client_id}/revoke", {}, "/credentials")
     post_form(client, "/signout", {}, "/credentials")

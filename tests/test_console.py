@@ -32,6 +32,7 @@ from netcalc.settings import Settings
 from tests.support import PASSWORD, Console, make_settings
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+FORM_ID = re.compile(r'name="form_id" value="([^"]+)"')
 CLIENT_ID = re.compile(r'id="client-id">([^<]+)<')
 CLIENT_SECRET = re.compile(r'id="client-secret"[^>]*>([^<]+)<')
 WRONG = "Email or password is incorrect."
@@ -44,14 +45,23 @@ def csrf_of(page: httpx.Response) -> str:
     return found.group(1)
 
 
+def hidden_fields(page: httpx.Response) -> dict[str, str]:
+    """What a page's form sends unseen: the CSRF token and, on a single-use
+    form, its form id."""
+    fields = {"csrf_token": csrf_of(page)}
+    form_id = FORM_ID.search(page.text)
+    if form_id:
+        fields["form_id"] = form_id.group(1)
+    return fields
+
+
 def post_form(
     client: TestClient, path: str, fields: dict[str, Any], token_from: str
 ) -> httpx.Response:
-    """Post a form as a browser would, with the CSRF token of page `token_from`."""
-    token = csrf_of(client.get(token_from))
-    return client.post(
-        path, data={"csrf_token": token, **fields}, follow_redirects=False
-    )
+    """Post a form as a browser would, with the hidden fields of page
+    `token_from`."""
+    hidden = hidden_fields(client.get(token_from))
+    return client.post(path, data={**hidden, **fields}, follow_redirects=False)
 
 
 def sign_up(client: TestClient, email: str) -> None:
@@ -77,6 +87,13 @@ def generate(client: TestClient, **fields: Any) -> httpx.Response:
     """Post the generate form; the page shows the new secret."""
     values = {"name": "ci", "token_ttl": ""} | fields
     return post_form(client, "/credentials/new", values, "/credentials/new")
+
+
+def rotate(client: TestClient, client_id: str) -> httpx.Response:
+    """Post the rotate form of its confirmation page; the page shows the new
+    secret."""
+    path = f"/credentials/{client_id}/rotate"
+    return post_form(client, path, {}, path)
 
 
 def issued(page: httpx.Response) -> tuple[str, str]:
@@ -687,7 +704,7 @@ def test_rotate_shows_new_secret_and_old_deadline(client: TestClient) -> None:
     confirm = client.get(f"/credentials/{client_id}/rotate")
     assert confirm.status_code == 200
     assert "24\u00a0h" in confirm.text
-    page = post_form(client, f"/credentials/{client_id}/rotate", {}, "/credentials")
+    page = rotate(client, client_id)
     assert page.status_code == 200
     assert page.headers["cache-control"] == "no-store"
     same_id, new = issued(page)
@@ -722,8 +739,10 @@ def test_revoked_credentials_cannot_be_rotated(client: TestClient) -> None:
     """Rotating revoked credentials is refused with a page that says why."""
     sign_up(client, "gone@example.com")
     client_id, _ = issued(generate(client))
+    path = f"/credentials/{client_id}/rotate"
+    confirm = client.get(path)
     post_form(client, f"/credentials/{client_id}/revoke", {}, "/credentials")
-    response = post_form(client, f"/credentials/{client_id}/rotate", {}, "/credentials")
+    response = client.post(path, data=hidden_fields(confirm))
     assert response.status_code == 400
     assert "cannot be rotated" in response.text
 
@@ -742,7 +761,8 @@ def test_other_accounts_credentials_are_not_found(
         if method == "GET":
             response = other.get(path)
         else:
-            response = post_form(other, path, {}, "/credentials")
+            # A well-formed form id of the intruder's own, from another form.
+            response = post_form(other, path, {}, "/credentials/new")
         listing = other.get("/credentials")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")

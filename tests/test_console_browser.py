@@ -8,6 +8,7 @@ where a missing browser fails the run instead of hiding it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -253,6 +254,42 @@ def test_rotate_shows_the_new_secret_and_old_deadline(
     assert new != old
     assert get_token(live, client_id, new).status_code == 200
     assert get_token(live, client_id, old).status_code == 200
+
+
+def test_double_click_on_generate_makes_one_credentials(
+    page: Page, live: ServerProcess
+) -> None:
+    """Clicking Generate again while its answer is on the way sends nothing
+    more: one credentials, whose secret the page shows."""
+    from playwright.sync_api import Error, Route
+
+    email = new_email("double")
+    sign_up(page, email)
+    page.goto("/credentials/new")
+    page.get_by_label("Name").fill("clicked twice")
+    # Posts are held back, as by a slow network, until both clicks are in.
+    held: list[Route] = []
+    page.route("**/credentials/new", lambda route: held.append(route))
+    box = page.get_by_role("button", name="Generate").bounding_box()
+    assert box is not None
+    # The mouse itself, as a user clicks: a locator would wait for the button
+    # the first click disabled.
+    for _ in range(2):
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(250)
+    for route in held:
+        # A post the browser cancelled for a later one cannot go on.
+        with contextlib.suppress(Error):
+            route.continue_()
+    page.get_by_role("heading", name="Credentials generated").wait_for()
+
+    assert len(held) == 1
+    client_id = page.locator("#client-id").inner_text()
+    secret = page.locator("#client-secret").inner_text()
+    assert get_token(live, client_id, secret).status_code == 200
+    listed = live.cli("credentials", "list", "--account", email, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["client_id"] for row in json.loads(listed.stdout)] == [client_id]
 
 
 def test_form_without_csrf_token_is_refused(page: Page) -> None:

@@ -34,14 +34,16 @@ logger = logging.getLogger("netcalc")
 
 
 async def _maintain(runtime: Runtime) -> None:
-    """Keep keys in step with other instances; drop stale revocations and
-    audit events past their retention."""
+    """Keep keys in step with other instances; drop stale revocations,
+    expired console sessions with the forms they sent, and audit events past
+    their retention."""
     retention_days = runtime.settings.audit_retention_days
     while True:
         await asyncio.sleep(runtime.settings.key_refresh_seconds)
         try:
             await runtime.keys.refresh()
             await purge_expired_revocations(runtime.engine)
+            await runtime.console.sessions.purge_expired()
             if retention_days:
                 await purge_events(runtime.engine, timedelta(days=retention_days))
         except Exception:

@@ -32,6 +32,7 @@ the standard OAuth endpoints is carried too where it differs.
     ├── NotFound                400 NOT_FOUND
     │   └── NoSuchEndpoint          404 NOT_FOUND
     ├── CsrfRejected            403 CSRF_REJECTED
+    ├── FormAlreadySent         409 FORM_ALREADY_SENT
     ├── NetworkAddressInvalid   400 NETWORK_ADDRESS_INVALID
     ├── NoAddressSpecified      400 NO_ADDRESS_SPECIFIED
     ├── InvalidAddress          400 INVALID_ADDRESS
@@ -299,6 +300,18 @@ class CsrfRejected(NetcalcError):
     default_message = (
         "This form has expired or was not sent from this site. "
         "Reload the page and try again."
+    )
+
+
+class FormAlreadySent(NetcalcError):
+    """A console form that was sent before, as by a reload or a double click."""
+
+    status = "FORM_ALREADY_SENT"
+    http_status = 409
+    default_message = (
+        "This form was already sent, and its secret was shown once on the page "
+        "that answered it. If you did not copy it, rotate the credentials to get "
+        "a new secret."
     )
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from netcalc.accounts.tables import accounts, console_sessions, credentials
+from netcalc.accounts.tables import (
+    accounts,
+    console_sessions,
+    credentials,
+    sent_forms,
+)
 from netcalc.audit import audit_events
-from netcalc.auth.tables import revoked_tokens, signing_keys
+from netcalc.auth.tables import revocation_epoch, revoked_tokens, signing_keys
 from netcalc.db import metadata
 from netcalc.subnets.tables import subnets
 
@@ -14,7 +19,9 @@ __all__ = [
     "console_sessions",
     "credentials",
     "metadata",
+    "revocation_epoch",
     "revoked_tokens",
+    "sent_forms",
     "signing_keys",
     "subnets",
 ]

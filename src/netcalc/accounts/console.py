@@ -1,9 +1,10 @@
 """The web console at `/`: sign up, sign in, and manage client credentials.
 
 Server-rendered HTML that works without JavaScript; a script only adds the
-copy buttons. Every form carries its session's CSRF token, and every change
-goes through `netcalc.accounts.service`, which commits before it returns,
-so the token endpoint and the bearer guard see it at once.
+copy buttons and keeps a double click from sending a single-use form twice.
+Every form carries its session's CSRF token, and every change goes through
+`netcalc.accounts.service`, which commits before it returns, so the token
+endpoint and the bearer guard see it at once.
 
 The pages live by subject: `visitors` (sign-up, sign-in, sign-out),
 `credential_pages`, and `activity` (the audit trail); `holders` tells who

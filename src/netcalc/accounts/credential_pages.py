@@ -2,7 +2,8 @@
 
 Credentials are always looked up within the signed-in account: another
 account's client id answers not found. A new secret is shown once, on the
-page that answers its form.
+page that answers its form; the generate and rotate forms are single-use
+(`sent_forms`), so posting one again makes no second secret nobody saw.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from netcalc.accounts.holders import (
     Holder,
     holder_of,
     posted_by_holder,
+    posted_once,
     session_of,
 )
 from netcalc.accounts.pages import PageRoute, redirect, render
+from netcalc.accounts.sent_forms import new_form_id
 from netcalc.auth.announcements import client_revoked
 from netcalc.auth.exchange import client_address
 from netcalc.auth.scopes import ACCOUNT_SCOPES
@@ -71,6 +74,7 @@ def _new_form(
         default_ttl=settings.token_ttl,
         max_ttl=settings.token_ttl_max,
         error=error,
+        form_id=new_form_id(),
     )
 
 
@@ -84,7 +88,7 @@ async def new_credentials_page(request: Request) -> Response:
 @credentials_router.post("/credentials/new")
 async def generate_credentials(request: Request) -> Response:
     """Generate credentials and show their secret, this once."""
-    holder, form = await posted_by_holder(request)
+    holder, form, sent = await posted_once(request)
     runtime = runtime_of(request)
     settings = runtime.settings
     asked = CredentialsRequest.from_form(form)
@@ -99,6 +103,7 @@ async def generate_credentials(request: Request) -> Response:
             max_ttl=settings.token_ttl_max,
             actor=console_actor(holder.email),
             address=client_address(request),
+            form=sent,
         )
     except UsageError as error:
         return _new_form(request, holder, asked, error.message)
@@ -145,7 +150,9 @@ async def _owned(request: Request, holder: Holder, client_id: str) -> dict[str, 
     raise NotFound(f"No credentials have the client id {quoted(client_id)}.")
 
 
-async def _confirm_page(request: Request, client_id: str, action: str) -> Response:
+async def _confirm_page(
+    request: Request, client_id: str, action: str, **context: Any
+) -> Response:
     holder = holder_of(await session_of(request))
     row = await _owned(request, holder, client_id)
     if row["status"] == "revoked":
@@ -156,19 +163,20 @@ async def _confirm_page(request: Request, client_id: str, action: str) -> Respon
         credentials=row,
         grace=runtime_of(request).settings.rotation_grace,
         action=f"/credentials/{quote(client_id)}/{action}",
+        **context,
     )
 
 
 @credentials_router.get("/credentials/{client_id}/rotate")
 async def rotate_page(request: Request, client_id: str) -> Response:
-    """Ask before issuing a new secret."""
-    return await _confirm_page(request, client_id, "rotate")
+    """Ask before issuing a new secret, with a single-use form."""
+    return await _confirm_page(request, client_id, "rotate", form_id=new_form_id())
 
 
 @credentials_router.post("/credentials/{client_id}/rotate")
 async def rotate(request: Request, client_id: str) -> Response:
     """Issue a new secret; the old one works for the grace period."""
-    holder, _ = await posted_by_holder(request)
+    holder, _, sent = await posted_once(request)
     runtime = runtime_of(request)
     issued = await service.rotate_credentials(
         runtime.engine,
@@ -178,6 +186,7 @@ async def rotate(request: Request, client_id: str) -> Response:
         account_id=holder.account_id,
         actor=console_actor(holder.email),
         address=client_address(request),
+        form=sent,
     )
     row = await _owned(request, holder, client_id)
     return _secret_page(request, holder, issued, row["name"], rotated=True)

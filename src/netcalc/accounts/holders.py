@@ -9,6 +9,7 @@ from fastapi import Request
 
 from netcalc.accounts.forms import Form, check_csrf, read_form
 from netcalc.accounts.pages import SignInRequired
+from netcalc.accounts.sent_forms import SentForm
 from netcalc.accounts.sessions import COOKIE_NAME, ConsoleSession
 from netcalc.errors import CsrfRejected
 from netcalc.runtime import runtime_of
@@ -54,3 +55,12 @@ async def posted_by_holder(request: Request) -> tuple[Holder, Form]:
     """The holder and form of a POST whose CSRF token is the session's."""
     session, form = await posted(request)
     return holder_of(session), form
+
+
+async def posted_once(request: Request) -> tuple[Holder, Form, SentForm]:
+    """The holder and form of a single-use form's POST, and the post to record.
+
+    The CSRF token is checked first, then the form id's shape.
+    """
+    session, form = await posted(request)
+    return holder_of(session), form, SentForm.of(session, form)

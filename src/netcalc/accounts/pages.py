@@ -16,15 +16,21 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from netcalc.accounts.passwords import MIN_LENGTH
-from netcalc.errors import CsrfRejected, NetcalcError, NotFound
+from netcalc.errors import CsrfRejected, FormAlreadySent, NetcalcError, NotFound
 
 NO_STORE = {"Cache-Control": "no-store"}
 """Console pages hold account data, and some a secret: never cached."""
 
 _TITLES = {
     CsrfRejected: "This form cannot be used",
+    FormAlreadySent: "This form was already sent",
     NotFound: "Not found",
 }
+
+_WAYS_BACK: dict[type[NetcalcError], tuple[str, str]] = {
+    FormAlreadySent: ("/credentials", "Back to your credentials"),
+}
+"""Where an error page leads, when not back to the console's start."""
 
 
 def _stamp(value: str | datetime | None, zone: bool = True) -> str:
@@ -79,12 +85,15 @@ def error_page(error: NetcalcError) -> HTMLResponse:
     NotFound answers 404 here: the API's 400 is its own contract's code.
     """
     status_code = 404 if isinstance(error, NotFound) else error.http_status
+    back, back_label = _WAYS_BACK.get(type(error), ("/", "Back to the console"))
     return render(
         "error.html",
         status_code,
         error.headers(),
         title=_TITLES.get(type(error), "This did not work"),
         message=error.message,
+        back=back,
+        back_label=back_label,
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.passwords import hash_password
+from netcalc.accounts.sent_forms import SentForm
 from netcalc.accounts.tables import accounts, console_sessions, credentials
 from netcalc.audit import CLI_ACTOR, Event, record
 from netcalc.auth.announcements import (
@@ -216,11 +217,19 @@ async def create_credentials(
     max_ttl: int,
     actor: str = CLI_ACTOR,
     address: str | None = None,
+    form: SentForm | None = None,
 ) -> IssuedSecret:
-    """Generate credentials for an account; the secret is returned once."""
+    """Generate credentials for an account; the secret is returned once.
+
+    Raises:
+        FormAlreadySent: `form`, the console form that asked, was sent
+            before; nothing is generated.
+    """
     _check_credentials(name, scopes, token_ttl, max_ttl)
     client_id, secret = new_client_id(), new_client_secret()
     async with engine.begin() as connection:
+        if form is not None:
+            await form.record(connection)
         await connection.execute(
             credentials.insert().values(
                 client_id=client_id,
@@ -372,11 +381,16 @@ async def rotate_credentials(
     account_id: str | None = None,
     actor: str = CLI_ACTOR,
     address: str | None = None,
+    form: SentForm | None = None,
 ) -> IssuedSecret:
     """Issue a new secret; the old one keeps working for `grace` seconds.
 
     A grace of 0 ends the old secret at once. Rotating again during a grace
     period ends the older secret's grace: at most two secrets ever work.
+
+    Raises:
+        FormAlreadySent: `form`, the console form that asked, was sent
+            before; nothing is rotated.
     """
     if grace < 0:
         raise UsageError("The grace period cannot be negative.")
@@ -399,17 +413,18 @@ async def rotate_credentials(
         )
     )
     async with engine.begin() as connection:
-        result = await connection.execute(statement)
-        if result.rowcount:
-            await record(
-                connection,
-                "credentials.rotated",
-                actor=actor,
-                account_id=current["account_id"],
-                subject=client_id,
-                address=address,
-                details={"grace_seconds": grace},
-            )
-    if result.rowcount == 0:
-        raise UsageError("The credentials were revoked while rotating.")
+        if form is not None:
+            await form.record(connection)
+        if not (await connection.execute(statement)).rowcount:
+            # Raised inside the transaction, so the form stays unsent.
+            raise UsageError("The credentials were revoked while rotating.")
+        await record(
+            connection,
+            "credentials.rotated",
+            actor=actor,
+            account_id=current["account_id"],
+            subject=client_id,
+            address=address,
+            details={"grace_seconds": grace},
+        )
     return IssuedSecret(client_id, secret, expires)

@@ -3,7 +3,8 @@
 The cookie carries a random session token with an HMAC of it, so a forged
 or altered cookie is refused without a database read. The database keeps
 only a SHA-256 of the token: a copy of the table opens no session. Each
-session holds the CSRF token its forms must echo. A signed-out visitor
+session holds the CSRF token its forms must echo, and the single-use forms
+it sent (`sent_forms`), which are deleted with it. A signed-out visitor
 gets a session too (without an account), so that the sign-in and sign-up
 forms are protected as well; signing in always starts a new session.
 
@@ -207,9 +208,17 @@ class SessionStore:
         )
 
     async def end(self, session: ConsoleSession) -> None:
-        """End a session at once."""
+        """End a session at once, and forget the forms it sent."""
         statement = delete(console_sessions).where(
             console_sessions.c.token_hash == session.token_hash
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def purge_expired(self) -> None:
+        """Delete every expired session, and with each the forms it sent."""
+        statement = delete(console_sessions).where(
+            console_sessions.c.expires_at <= utcnow()
         )
         async with self._engine.begin() as connection:
             await connection.execute(statement)

@@ -1,4 +1,5 @@
-"""Tables of accounts, the client credentials they own, and console sessions."""
+"""Tables of accounts, the client credentials they own, console sessions, and
+the single-use forms each session has sent."""
 
 from __future__ import annotations
 
@@ -55,4 +56,19 @@ console_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+sent_forms = Table(
+    "sent_forms",
+    metadata,
+    # The key makes a form id count once per session, even when two posts
+    # of one form arrive together on different instances.
+    Column(
+        "session_hash",
+        String(64),
+        ForeignKey("console_sessions.token_hash", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("form_id", String(22), primary_key=True),
+    Column("sent_at", UTCDateTime, nullable=False),
 )
