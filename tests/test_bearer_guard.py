@@ -498,6 +498,20 @@ def test_revoking_credentials_spares_other_credentials(
     assert response.json()["status"] == "OK"
 
 
+async def revoke_unannounced(engine: AsyncEngine, client_id: str) -> None:
+    """Revoke credentials and take the next epoch, as the revoking
+    transaction does, but send no announcement, as if it were lost."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(credentials)
+            .where(credentials.c.client_id == client_id)
+            .values(revoked_at=utcnow())
+        )
+        await connection.execute(
+            update(revocation_epoch).values(epoch=revocation_epoch.c.epoch + 1)
+        )
+
+
 def test_a_revocation_not_yet_announced_is_refused_at_once(
     client: TestClient, console: Console, issued: IssuedSecret, token: str
 ) -> None:
@@ -506,18 +520,31 @@ def test_a_revocation_not_yet_announced_is_refused_at_once(
     check to the database."""
     assert call(client, "GET", bearer(token)).status_code == 200
 
-    async def revoke_unannounced(engine: AsyncEngine) -> None:
-        async with engine.begin() as connection:
-            await connection.execute(
-                update(credentials)
-                .where(credentials.c.client_id == issued.client_id)
-                .values(revoked_at=utcnow())
-            )
-            await connection.execute(
-                update(revocation_epoch).values(epoch=revocation_epoch.c.epoch + 1)
-            )
+    console.run(lambda engine: revoke_unannounced(engine, issued.client_id))
 
-    console.run(revoke_unannounced)
+    assert_invalid_token(call(client, "GET", bearer(token)), token)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_announcement_after_a_missed_one_leaves_the_missed_one_refused(
+    client: TestClient,
+    console: Console,
+    account_id: str,
+    issued: IssuedSecret,
+    token: str,
+) -> None:
+    """A revocation whose announcement was missed, as while the feed
+    reconnected, stays refused after a later announcement arrives."""
+    other = console.credentials(account_id)
+    assert call(client, "GET", bearer(token)).status_code == 200
+
+    console.run(lambda engine: revoke_unannounced(engine, issued.client_id))
+    console.revoke(other.client_id)
+    known = client.app.runtime.revocations.known  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while other.client_id not in known.clients and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert other.client_id in known.clients
 
     assert_invalid_token(call(client, "GET", bearer(token)), token)
 

@@ -41,7 +41,31 @@ def test_an_announcement_older_than_what_was_heard_changes_nothing() -> None:
     """Announcements apply in epoch order: one older than the newest heard,
     as a reload may leave behind it, cannot undo a newer change."""
     known = RevocationList()
+    known.announced("1 client:nci_first")
     known.announced("2 account:acc_1")
     known.announced("1 enabled:acc_1")
     assert known.accounts == {"acc_1"}
     assert known.epoch == 2
+
+
+def test_a_gap_in_the_epochs_keeps_the_memory_behind() -> None:
+    """An announcement after a missed one is applied, but the epoch heard
+    stays before the gap, so tokens are checked in the database until a
+    reload fills it."""
+    known = RevocationList()
+    known.announced("1 client:nci_first")
+    known.announced("3 client:nci_third")
+    assert known.clients == {"nci_first", "nci_third"}
+    assert known.epoch == 1
+
+
+def test_a_reload_fills_a_gap_in_the_epochs(console: Console) -> None:
+    """After a reload, the epoch heard is the database's, gap or none."""
+
+    async def reload(engine: AsyncEngine) -> int:
+        known = RevocationList()
+        known.announced("3 client:nci_third")
+        await known.resync(engine)
+        return known.epoch
+
+    assert console.run(reload) == 0

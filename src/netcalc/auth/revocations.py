@@ -55,7 +55,7 @@ class RevocationList:
         self.tokens: set[str] = set()
         self.accounts: set[str] = set()
         self.epoch = 0
-        """The newest revocation epoch applied here, with all before it."""
+        """The newest revocation epoch applied here with every one before it."""
         self._heard_while_loading: list[tuple[int | None, str]] | None = None
 
     def announced(self, payload: str) -> None:
@@ -74,10 +74,12 @@ class RevocationList:
 
     def _apply_newer(self, epoch: int | None, message: str) -> None:
         # Without an epoch, the change is this instance's own and committed.
-        if epoch is None:
+        if epoch is None or epoch > self.epoch:
             self._apply(message)
-        elif epoch > self.epoch:
-            self._apply(message)
+        # Epochs commit one after another, so a gap means announcements were
+        # missed, as while the feed reconnected: the memory stays behind, and
+        # tokens are checked in the database, until a reload fills it.
+        if epoch == self.epoch + 1:
             self.epoch = epoch
 
     def _apply(self, message: str) -> None:
