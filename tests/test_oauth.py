@@ -18,6 +18,8 @@ import httpx
 import jwt
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session
 from starlette.exceptions import HTTPException
@@ -630,6 +632,54 @@ def test_kit_verifies_with_its_last_key_set_while_the_issuer_is_away(
     assert before == [200]
     assert set(away) == {200}
     assert "could not be fetched again" in caplog.text
+
+
+def test_kit_keeps_its_key_set_when_the_issuer_answers_no_key_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A key-set answer that is JSON but not an object, after the cache time,
+    is a failed fetch: requests waiting on it verify with the last key set,
+    and the failure is logged once, not once per request."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key())) | {
+        "kid": "k1",
+        "alg": "ES256",
+    }
+    answers = [
+        httpx.Response(
+            200, json={"keys": [jwk]}, headers={"Cache-Control": "max-age=5"}
+        )
+    ]
+
+    def issuer(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(200, json=[])
+
+    now = int(time.time())
+    claims = {
+        "iss": "http://issuer.test",
+        "aud": "netcalc",
+        "sub": "c",
+        "iat": now,
+        "exp": now + 60,
+    }
+    token = jwt.encode(
+        claims, key, algorithm="ES256", headers={"kid": "k1", "typ": "at+jwt"}
+    )
+
+    async def verified() -> list[int]:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(issuer))
+        guard = TokenGuard("http://issuer.test", "netcalc", http=http)
+        await guard.verify(token)
+        await asyncio.sleep(5.1)
+        results = await asyncio.gather(
+            *(guard.verify(token) for _ in range(20)), return_exceptions=True
+        )
+        await http.aclose()
+        return [200 if isinstance(r, dict) else 0 for r in results]
+
+    with caplog.at_level(logging.WARNING, logger="netcalc.resource_server"):
+        assert asyncio.run(verified()) == [200] * 20
+    assert caplog.text.count("could not be fetched again") == 1
 
 
 def test_kit_accepts_a_valid_token(server: ServerProcess) -> None:

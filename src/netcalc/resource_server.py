@@ -62,6 +62,10 @@ _LONGEST_MAX_AGE = 86400.0
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
 
+_NOT_KEPT = re.compile(r"(?:^|,)\s*no-(?:store|cache)\b", re.IGNORECASE)
+"""Cache-Control directives that ask for the key set to be fetched again each
+time; the guard asks at most every _REFETCH_INTERVAL seconds."""
+
 _REFUSALS = frozenset({400, 401, 429})
 """Introspection answers about the guard's own credentials: unauthorized_client
 (a disabled account), invalid_client, and throttling after such failures."""
@@ -124,13 +128,9 @@ class TokenGuard:
             try:
                 await self._fetched_keys()
             except HTTPException:
+                # The issuer is away: a key it served before goes on verifying.
                 if not known:
                     raise
-                logger.warning(
-                    "the issuer's key set could not be fetched again; "
-                    "verifying with the one fetched before"
-                )
-                self._keys_expire_at = now + _REFETCH_INTERVAL
         return self._keys.get(kid)
 
     async def _fetched_keys(self) -> None:
@@ -151,8 +151,15 @@ class TokenGuard:
         try:
             response = await self._http.get(f"{self._base}/.well-known/jwks.json")
             response.raise_for_status()
-            key_set = jwt.PyJWKSet.from_dict(response.json())
+            key_set = _key_set(response.json())
         except (httpx.HTTPError, ValueError, jwt.PyJWTError):
+            if self._keys:
+                logger.warning(
+                    "the issuer's key set could not be fetched again; verifying "
+                    "with the one fetched before, and asking again in %.0f s",
+                    _REFETCH_INTERVAL,
+                )
+                self._keys_expire_at = self._next_fetch_at
             raise _unavailable() from None
         self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
         max_age = _max_age(response.headers.get("cache-control", ""))
@@ -262,8 +269,18 @@ class TokenGuard:
         return dependency
 
 
+def _key_set(document: Any) -> jwt.PyJWKSet:
+    """The key set of a JWKS document (RFC 7517 §5); ValueError if it is
+    not one."""
+    if not isinstance(document, dict):
+        raise ValueError("the key set is not a JSON object")
+    return jwt.PyJWKSet.from_dict(document)
+
+
 def _max_age(cache_control: str) -> float:
     """How long the key set may be kept, by the answer's Cache-Control."""
+    if _NOT_KEPT.search(cache_control):
+        return _REFETCH_INTERVAL
     found = _MAX_AGE.search(cache_control)
     if found is None:
         return KEY_SET_MAX_AGE
