@@ -25,6 +25,7 @@ from netcalc.db import Arrivals
 from netcalc.direct import DirectApp, query_value
 from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
+from netcalc.outages import log_unhandled
 from netcalc.responses import error_body, install_error_handlers, ok
 from netcalc.runtime import Runtime, runtime_of
 from netcalc.settings import Settings, load_settings
@@ -78,8 +79,9 @@ def _operations(app: FastAPI) -> None:
         try:
             async with runtime_of(request).engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        except Exception:
-            logger.exception("readiness check could not reach the database")
+        except Exception as exc:
+            # Polled every few seconds: an outage is logged as for any route.
+            log_unhandled(request.method, request.scope["path"], exc)
             return error_body(UnexpectedError("The database is not reachable."))
         return ok()
 

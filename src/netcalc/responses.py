@@ -23,6 +23,7 @@ from netcalc.errors import (
     NoSuchEndpoint,
     UnexpectedError,
 )
+from netcalc.outages import log_unhandled
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 """Headers that keep tokens and secrets out of every cache (RFC 6749 §5.1)."""
@@ -112,6 +113,14 @@ def raised_error_body(exc: Exception) -> JSONBody:
     if isinstance(exc, NetcalcError):
         return error_body(exc)
     return error_body(UnexpectedError())
+
+
+def answer_to(exc: Exception, method: str, path: str) -> JSONBody:
+    """The answer to an error raised answering `method path`; an unexpected
+    one is logged too."""
+    if not isinstance(exc, (NetcalcError, OAuthProblem)):
+        log_unhandled(method, path, exc)
+    return raised_error_body(exc)
 
 
 async def _raised_error(_: Request, exc: Exception) -> Response:
