@@ -65,6 +65,8 @@ async def _lifespan(app: DirectApp) -> AsyncIterator[dict[str, Any]]:
         await runtime.usage.stop()
         await runtime.revocations.stop()
         await runtime.throttle.close()
+        if runtime.shared_counts is not None:
+            await runtime.shared_counts.close()
         await runtime.reads.dispose()
         await runtime.engine.dispose()
 
@@ -76,13 +78,19 @@ def _operations(app: FastAPI) -> None:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
+        runtime = runtime_of(request)
         try:
-            async with runtime_of(request).engine.connect() as connection:
+            async with runtime.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:
             # Polled every few seconds: an outage is logged as for any route.
             log_unhandled(request.method, request.scope["path"], exc)
             return error_body(UnexpectedError("The database is not reachable."))
+        # Ready without Redis, which every instance shares: failing here
+        # would take every instance out at once, though each can serve.
+        shared = runtime.shared_counts
+        if shared is not None and not await shared.reachable():
+            return ok({"degraded": ["redis"]})
         return ok()
 
     @app.get("/metrics", include_in_schema=False)
