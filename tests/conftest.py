@@ -46,6 +46,17 @@ def redis() -> Iterator[RedisServer]:
     yield from _throwaway(RedisServer, "netcalc-redis-")
 
 
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of this test's own, free to stop, start and pause."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database: an SQLite file, then a PostgreSQL database."""

@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -204,6 +205,19 @@ class RedisServer:
 
     def stop(self) -> None:
         if self._process is not None:
+            # A paused server would take the signal to end only once resumed.
+            self._process.send_signal(signal.SIGCONT)
             self._process.terminate()
             self._process.wait(timeout=10)
             self._process = None
+
+    def pause(self) -> None:
+        """Stop the server answering, as a frozen host would: connections
+        are still taken, and nothing comes back on them."""
+        assert self._process is not None, "the server is not running"
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server answer again."""
+        assert self._process is not None, "the server is not running"
+        self._process.send_signal(signal.SIGCONT)

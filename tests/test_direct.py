@@ -142,7 +142,7 @@ def test_unexpected_failure_is_logged_once(
     assert response.status_code == 500
     assert shape.items() <= response.json().items()
     # On PostgreSQL the revocation feed also reports the missing table.
-    failures = [r for r in caplog.records if f"POST {path}" in r.getMessage()]
+    failures = [r for r in caplog.records if f"POST {path!r}" in r.getMessage()]
     assert len(failures) == 1
     assert failures[0].exc_info is not None
 

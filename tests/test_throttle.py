@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 import pytest
 import redis as redis_client
 from limits import parse
-from limits.aio.storage import RedisStorage
 
+from netcalc.auth.counts import SharedCounts
 from netcalc.auth.throttle import FailureThrottle, SharedFailures, _LastFailures
 from netcalc.errors import TooManyRequests
 from tests.services import RedisServer
@@ -106,14 +107,22 @@ def _script_runs(server: redis_client.Redis) -> int:
 _SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval")
 
 
-def _shared_throttle(url: str, per_client: str = "2/minute") -> FailureThrottle:
+class Instance:
     """One instance's throttle, with its counts and failure mark in Redis."""
-    return FailureThrottle(
-        parse(per_client),
-        parse("100/minute"),
-        RedisStorage("async+" + url, implementation="redispy"),
-        shared_failures=SharedFailures(url),
-    )
+
+    def __init__(self, url: str, per_client: str = "2/minute") -> None:
+        self.counts = SharedCounts(url)
+        self.marks = SharedFailures(self.counts)
+        self.throttle = FailureThrottle(
+            parse(per_client),
+            parse("100/minute"),
+            self.counts,
+            shared_failures=self.marks,
+        )
+
+    async def close(self) -> None:
+        await self.throttle.close()
+        await self.counts.close()
 
 
 @pytest.fixture
@@ -129,13 +138,13 @@ def test_shared_checks_skip_the_counts_while_no_instance_failed(
 ) -> None:
     """Without a recent failure anywhere, a check reads one key and runs no
     moving-window script."""
-    throttle = _shared_throttle(redis.url)
+    instance = Instance(redis.url)
     before = _script_runs(shared_redis)
 
     async def scenario() -> None:
         for _ in range(5):
-            await throttle.check("nci_a", "192.0.2.1")
-        await throttle.close()
+            await instance.throttle.check("nci_a", "192.0.2.1")
+        await instance.close()
 
     asyncio.run(scenario())
     assert _script_runs(shared_redis) == before
@@ -147,16 +156,16 @@ def test_a_failure_at_one_instance_throttles_a_success_at_another(
 ) -> None:
     """The other instance has no failure of its own to remember, yet it
     refuses the caller once the shared count is full."""
-    first, second = _shared_throttle(redis.url), _shared_throttle(redis.url)
+    first, second = Instance(redis.url), Instance(redis.url)
 
     async def scenario() -> None:
-        await first.failed("nci_a", "192.0.2.1")
-        await second.check("nci_a", "192.0.2.1")
-        await first.failed("nci_a", "192.0.2.1")
+        await first.throttle.failed("nci_a", "192.0.2.1")
+        await second.throttle.check("nci_a", "192.0.2.1")
+        await first.throttle.failed("nci_a", "192.0.2.1")
         with pytest.raises(TooManyRequests):
-            await second.check("nci_a", "192.0.2.1")
+            await second.throttle.check("nci_a", "192.0.2.1")
         before = _script_runs(shared_redis)
-        await second.check("nci_b", "192.0.2.2")
+        await second.throttle.check("nci_b", "192.0.2.2")
         # A recent failure anywhere makes every check count again.
         assert _script_runs(shared_redis) > before
         await first.close()
@@ -168,19 +177,18 @@ def test_a_failure_at_one_instance_throttles_a_success_at_another(
 def test_the_failure_mark_lasts_a_window_after_the_last_failure(
     redis: RedisServer, shared_redis: redis_client.Redis
 ) -> None:
-    throttle = _shared_throttle(redis.url, per_client="5/second")
-    marks = SharedFailures(redis.url)
+    instance = Instance(redis.url, per_client="5/second")
+    marks = instance.marks
 
     async def scenario() -> None:
-        await throttle.failed("nci_a", "192.0.2.1")
+        await instance.throttle.failed("nci_a", "192.0.2.1")
         # The longer of the two windows: the per-address minute.
         assert 55_000 < shared_redis.pttl(SharedFailures.KEY) <= 60_000
         await marks.mark(1)
         assert await marks.any_within_window()
         await asyncio.sleep(1.1)
         assert not await marks.any_within_window()
-        await throttle.close()
-        await marks.close()
+        await instance.close()
 
     asyncio.run(scenario())
 
@@ -193,14 +201,15 @@ def _exists_calls(server: redis_client.Redis) -> int:
 def test_checks_that_begin_together_share_one_read(
     redis: RedisServer, shared_redis: redis_client.Redis
 ) -> None:
-    marks = SharedFailures(redis.url)
+    instance = Instance(redis.url)
     before = _exists_calls(shared_redis)
 
     async def scenario() -> list[bool]:
+        marks = instance.marks
         try:
             return await asyncio.gather(*(marks.any_within_window() for _ in range(10)))
         finally:
-            await marks.close()
+            await instance.close()
 
     assert asyncio.run(scenario()) == [False] * 10
     assert _exists_calls(shared_redis) == before + 1
@@ -211,7 +220,8 @@ def test_a_check_that_begins_after_a_mark_sees_it_while_an_older_read_is_out(
 ) -> None:
     """The read already on its way answered for the time before the mark;
     a check begun after the mark waits for a read of its own."""
-    marks, other_instance = SharedFailures(redis.url), SharedFailures(redis.url)
+    instance, other_instance = Instance(redis.url), Instance(redis.url)
+    marks = instance.marks
     answered = asyncio.Event()
     read_key = marks._redis.exists
 
@@ -225,14 +235,14 @@ def test_a_check_that_begins_after_a_mark_sees_it_while_an_older_read_is_out(
     async def scenario() -> tuple[bool, bool]:
         earlier = asyncio.create_task(marks.any_within_window())
         await asyncio.sleep(0.05)
-        await other_instance.mark(60)
+        await other_instance.marks.mark(60)
         later = asyncio.create_task(marks.any_within_window())
         await asyncio.sleep(0.05)
         answered.set()
         try:
             return await earlier, await later
         finally:
-            await marks.close()
+            await instance.close()
             await other_instance.close()
 
     assert asyncio.run(scenario()) == (False, True)
@@ -241,7 +251,8 @@ def test_a_check_that_begins_after_a_mark_sees_it_while_an_older_read_is_out(
 def test_a_cancelled_check_leaves_the_others_their_answer(
     redis: RedisServer, shared_redis: redis_client.Redis
 ) -> None:
-    marks = SharedFailures(redis.url)
+    instance = Instance(redis.url)
+    marks = instance.marks
 
     async def scenario() -> bool:
         cancelled = asyncio.create_task(marks.any_within_window())
@@ -251,16 +262,18 @@ def test_a_cancelled_check_leaves_the_others_their_answer(
         try:
             return await kept
         finally:
-            await marks.close()
+            await instance.close()
 
     shared_redis.set(SharedFailures.KEY, b"1", ex=60)
     assert asyncio.run(scenario()) is True
 
 
-def test_checks_queued_behind_a_failed_read_fail_with_it() -> None:
+def test_checks_queued_behind_a_failed_read_are_answered_with_it() -> None:
     """When Redis does not answer, the checks that waited for the next read
-    are refused with the same error rather than wait as long again."""
-    marks = SharedFailures(f"redis://127.0.0.1:{free_port()}/0")
+    get the same answer, to look at the counts, rather than wait as long
+    again; Redis is then taken for down."""
+    instance = Instance(f"redis://127.0.0.1:{free_port()}/0")
+    marks = instance.marks
     reads: list[str] = []
     release = asyncio.Event()
     read_key = marks._redis.exists
@@ -281,8 +294,101 @@ def test_checks_queued_behind_a_failed_read_fail_with_it() -> None:
         try:
             return await asyncio.gather(earlier, queued, return_exceptions=True)
         finally:
-            await marks.close()
+            await instance.close()
 
-    answers = asyncio.run(scenario())
-    assert all(isinstance(answer, redis_client.ConnectionError) for answer in answers)
+    assert asyncio.run(scenario()) == [True, True]
     assert len(reads) == 1
+    assert not instance.counts.shared
+
+
+def test_failures_are_counted_in_memory_while_redis_fails() -> None:
+    """Without an answer from Redis the limits still hold, counted here, and
+    other callers still pass."""
+    instance = Instance(f"redis://127.0.0.1:{free_port()}/0")
+    throttle = instance.throttle
+
+    async def scenario() -> None:
+        try:
+            await throttle.check("nci_a", "192.0.2.1")
+            await throttle.failed("nci_a", "192.0.2.1")
+            await throttle.failed("nci_a", "192.0.2.1")
+            with pytest.raises(TooManyRequests):
+                await throttle.check("nci_a", "192.0.2.1")
+            with pytest.raises(TooManyRequests):
+                await throttle.failed("nci_a", "192.0.2.1")
+            await throttle.check("nci_b", "192.0.2.1")
+        finally:
+            await instance.close()
+
+    asyncio.run(scenario())
+    assert not instance.counts.shared
+
+
+def test_redis_is_not_asked_again_until_it_answers_a_ping(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    """Once a call to Redis failed, checks and failures are counted here
+    without a word to Redis; once it answers a ping, they go to it again."""
+    instance = Instance(redis.url, per_client="5/minute")
+    throttle = instance.throttle
+
+    async def scenario() -> tuple[int, int]:
+        try:
+            instance.counts.failed(redis_client.ConnectionError("gone for a moment"))
+            before = _all_calls(shared_redis)
+            for _ in range(3):
+                await throttle.failed("nci_a", "192.0.2.1")
+                await throttle.check("nci_a", "192.0.2.1")
+            while_down = _all_calls(shared_redis) - before
+            assert await instance.counts.reachable()
+            scripts = _script_runs(shared_redis)
+            await throttle.failed("nci_a", "192.0.2.1")
+            return while_down, _script_runs(shared_redis) - scripts
+        finally:
+            await instance.close()
+
+    # Back in Redis: one count for the client id, one for the address.
+    assert asyncio.run(scenario()) == (0, 2)
+    assert shared_redis.exists(SharedFailures.KEY) == 1
+
+
+def _all_calls(server: redis_client.Redis) -> int:
+    """Commands Redis has run, but for the INFO calls that count them."""
+    stats = server.info("commandstats")
+    return sum(
+        int(counts.get("calls", 0))
+        for name, counts in stats.items()
+        if name != "cmdstat_info"
+    )
+
+
+def test_an_outage_is_logged_when_it_begins_and_when_it_ends(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """However many calls fail, one warning says the counts went to memory,
+    and one line says when Redis answers again."""
+    counts = SharedCounts(own_redis.url, retry_seconds=0.05)
+    throttle = FailureThrottle(parse("100/minute"), parse("100/minute"), counts)
+
+    async def scenario() -> None:
+        try:
+            await throttle.failed("nci_a", "192.0.2.1")
+            own_redis.stop()
+            for _ in range(20):
+                await throttle.failed("nci_a", "192.0.2.1")
+                await throttle.check("nci_a", "192.0.2.1")
+            own_redis.start()
+            for _ in range(100):
+                if counts.shared:
+                    break
+                await asyncio.sleep(0.05)
+            await throttle.failed("nci_a", "192.0.2.1")
+        finally:
+            await counts.close()
+
+    with caplog.at_level(logging.INFO, logger="netcalc.auth"):
+        asyncio.run(scenario())
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in lines] == [logging.WARNING, logging.INFO]
+    assert "memory" in lines[0][1]
+    assert lines[1][1] == "Redis answers again; failure counts are shared again"

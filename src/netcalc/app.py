@@ -25,6 +25,7 @@ from netcalc.db import Arrivals
 from netcalc.direct import DirectApp, query_value
 from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
+from netcalc.outages import log_unhandled
 from netcalc.responses import error_body, install_error_handlers, ok
 from netcalc.runtime import Runtime, runtime_of
 from netcalc.settings import Settings, load_settings
@@ -66,6 +67,8 @@ async def _lifespan(app: DirectApp) -> AsyncIterator[dict[str, Any]]:
         await runtime.usage.stop()
         await runtime.revocations.stop()
         await runtime.throttle.close()
+        if runtime.shared_counts is not None:
+            await runtime.shared_counts.close()
         await runtime.reads.dispose()
         await runtime.engine.dispose()
 
@@ -77,12 +80,19 @@ def _operations(app: FastAPI) -> None:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
+        runtime = runtime_of(request)
         try:
-            async with runtime_of(request).engine.connect() as connection:
+            async with runtime.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        except Exception:
-            logger.exception("readiness check could not reach the database")
+        except Exception as exc:
+            # Polled every few seconds: an outage is logged as for any route.
+            log_unhandled(request.method, request.scope["path"], exc)
             return error_body(UnexpectedError("The database is not reachable."))
+        # Ready without Redis, which every instance shares: failing here
+        # would take every instance out at once, though each can serve.
+        shared = runtime.shared_counts
+        if shared is not None and not await shared.reachable():
+            return ok({"degraded": ["redis"]})
         return ok()
 
     @app.get("/metrics", include_in_schema=False)

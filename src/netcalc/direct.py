@@ -17,7 +17,6 @@ headers, so a caller cannot tell them apart.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,14 +26,12 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from netcalc.errors import NetcalcError, NoSuchEndpoint
-from netcalc.responses import JSONBody, OAuthProblem, error_body, raised_error_body
+from netcalc.errors import NoSuchEndpoint
+from netcalc.responses import JSONBody, answer_to, error_body
 from netcalc.security_headers import HEADERS, SecurityHeaders
 
 if TYPE_CHECKING:
     from netcalc.runtime import Runtime
-
-logger = logging.getLogger("netcalc")
 
 Endpoint = Callable[..., Awaitable[JSONBody]]
 Guard = Callable[[Request], Awaitable[Any]]
@@ -56,11 +53,7 @@ class DirectRoute:
                 arguments[name] = await check(request)
             return await self.endpoint(request, **arguments)
         except Exception as exc:
-            if not isinstance(exc, (NetcalcError, OAuthProblem)):
-                logger.exception(
-                    "unhandled error answering %s %s", request.method, request.url.path
-                )
-            return raised_error_body(exc)
+            return answer_to(exc, request.method, request.scope["path"])
 
 
 def _path_rest(prefix: str) -> Guard:

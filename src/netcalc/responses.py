@@ -2,6 +2,7 @@
 
 Routes raise the errors of `netcalc.errors`; the handlers installed here turn
 them, and the framework's own routing errors, into the contract's JSON.
+Any other error is answered 500 SYSTEM_ERROR and logged (`netcalc.outages`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netcalc.errors import (
     InvalidRequest,
@@ -23,6 +25,7 @@ from netcalc.errors import (
     NoSuchEndpoint,
     UnexpectedError,
 )
+from netcalc.outages import log_unhandled
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 """Headers that keep tokens and secrets out of every cache (RFC 6749 §5.1)."""
@@ -114,8 +117,49 @@ def raised_error_body(exc: Exception) -> JSONBody:
     return error_body(UnexpectedError())
 
 
+def answer_to(exc: Exception, method: str, path: str) -> JSONBody:
+    """The answer to an error raised answering `method path`; an unexpected
+    one is logged too."""
+    if not isinstance(exc, (NetcalcError, OAuthProblem)):
+        log_unhandled(method, path, exc)
+    return raised_error_body(exc)
+
+
 async def _raised_error(_: Request, exc: Exception) -> Response:
     return raised_error_body(exc)
+
+
+class UnexpectedErrors:
+    """Answers the errors no handler took, as 500 SYSTEM_ERROR, and logs them.
+
+    Starlette's outermost middleware answers them too, but then raises them
+    again to the server, which logs a traceback and closes the keep-alive
+    connection without a `Connection: close`. This one sits inside it and
+    raises nothing, so the connection serves the client's next request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            answer = answer_to(exc, scope["method"], scope["path"])
+            # A response begun cannot be taken back; the server closes the
+            # connection of one the app left unfinished.
+            if not started:
+                await answer(scope, receive, send)
 
 
 async def _routing_error(request: Request, error: Exception) -> Response:
@@ -170,6 +214,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OAuthProblem, _raised_error)
     app.add_exception_handler(HTTPException, _routing_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    # Starlette logs the traceback after this handler answers; the body
-    # stays free of anything internal.
-    app.add_exception_handler(Exception, _raised_error)
+    app.add_middleware(UnexpectedErrors)

@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from netcalc.accounts.sessions import ConsoleAuth
+from netcalc.auth.counts import LocalCounts, SharedCounts
 from netcalc.auth.derive import derive_key
 from netcalc.auth.grant import ClientCredentialsGrant
 from netcalc.auth.keyring import KeyRing
@@ -42,6 +42,7 @@ class Runtime:
     reads: Reads
     arrivals: Arrivals
     secret_hash_key: bytes
+    shared_counts: SharedCounts | None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -54,12 +55,15 @@ class Runtime:
         policy = TokenPolicy(
             settings.issuer, settings.audience, settings.clock_skew_seconds
         )
-        storage = limit_storage(settings)
+        # In Redis, every instance shares the counts; without it, or while
+        # it fails, each keeps its own.
+        shared = SharedCounts(settings.redis_url) if settings.redis_url else None
+        counts = shared or LocalCounts()
         throttle = FailureThrottle(
             settings.client_limit,
             settings.address_limit,
-            storage,
-            shared_failures=shared_failures(settings),
+            counts,
+            shared_failures=SharedFailures(shared) if shared is not None else None,
         )
         usage = UsageRecorder(engine, settings.usage_flush_seconds)
         arrivals = Arrivals()
@@ -74,7 +78,7 @@ class Runtime:
             usage=usage,
             clock=time.time,
         )
-        console = ConsoleAuth.build(settings, engine, secret, storage)
+        console = ConsoleAuth.build(settings, engine, secret, counts)
         revocations = Revocations(
             engine,
             reads,
@@ -94,20 +98,8 @@ class Runtime:
             reads,
             arrivals,
             hash_key,
+            shared,
         )
-
-
-def limit_storage(settings: Settings) -> Storage:
-    """Where failure counts live: Redis when configured, so every instance
-    shares them, else this process's memory."""
-    if settings.redis_url:
-        return RedisStorage("async+" + settings.redis_url, implementation="redispy")
-    return MemoryStorage()
-
-
-def shared_failures(settings: Settings) -> SharedFailures | None:
-    """The mark of recent failures every instance sees, with Redis."""
-    return SharedFailures(settings.redis_url) if settings.redis_url else None
 
 
 def secret_hash_key(settings: Settings) -> bytes:

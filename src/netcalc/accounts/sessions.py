@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.accounts.tables import accounts, console_sessions
+from netcalc.auth.counts import LocalCounts
 from netcalc.auth.derive import derive_key
 from netcalc.auth.throttle import FailureThrottle
 from netcalc.db import utcnow
@@ -227,8 +226,8 @@ class SessionStore:
 class SignInThrottle:
     """Failed sign-ins counted per email and per address, with their own limits.
 
-    The counts may share a storage with the token endpoint's; the prefix
-    keeps the two apart even when their limits are the same.
+    The counts may be kept with the token endpoint's; the prefix keeps the
+    two apart even when their limits are the same.
     """
 
     def __init__(self, throttle: FailureThrottle) -> None:
@@ -247,16 +246,16 @@ class SignUpLimit:
     """Sign-ups allowed per address, counted whether they succeed or not:
     each one costs an argon2id hash, and most store an account."""
 
-    def __init__(self, limit: RateLimitItem, storage: Storage | None = None) -> None:
+    def __init__(self, limit: RateLimitItem, counts: LocalCounts | None = None) -> None:
         self._limit = limit
-        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self._counts = counts or LocalCounts()
 
     async def count(self, address: str) -> None:
         """Count one sign-up from `address`; raise TooManySignUps past the limit."""
         key = "signup:" + address
-        if not await self._limiter.hit(self._limit, key):
-            stats = await self._limiter.get_window_stats(self._limit, key)
-            raise TooManySignUps(math.ceil(stats.reset_time - time.time()))
+        if not await self._counts.hit(self._limit, key):
+            reset_time = await self._counts.reset_time(self._limit, key)
+            raise TooManySignUps(math.ceil(reset_time - time.time()))
 
 
 @dataclass(frozen=True)
@@ -273,15 +272,15 @@ class ConsoleAuth:
         settings: Settings,
         engine: AsyncEngine,
         server_secret: bytes,
-        storage: Storage | None = None,
+        counts: LocalCounts | None = None,
     ) -> ConsoleAuth:
         """The session store and the sign-in and sign-up limits, counting in
-        `storage`."""
+        `counts`."""
         key = derive_key(server_secret, SESSION_KEY_PURPOSE)
         throttle = FailureThrottle(
             parse(settings.failed_signin_per_email),
             parse(settings.failed_signin_per_address),
-            storage,
+            counts,
         )
-        sign_ups = SignUpLimit(parse(settings.signups_per_address), storage)
+        sign_ups = SignUpLimit(parse(settings.signups_per_address), counts)
         return cls(SessionStore(engine, key), SignInThrottle(throttle), sign_ups)

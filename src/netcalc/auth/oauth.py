@@ -8,7 +8,6 @@ line with the seed endpoint; only the shape of their answers differs.
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -33,12 +32,11 @@ from netcalc.errors import (
 )
 from netcalc.http_body import header, read_body
 from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER
+from netcalc.outages import log_unhandled
 from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
 from netcalc.runtime import Runtime, runtime_of
 
 router = APIRouter()
-
-logger = logging.getLogger("netcalc")
 
 Answer = TypeVar("Answer", bound=Response)
 
@@ -61,7 +59,7 @@ def _rfc6749_answers(
         except OAuthProblem:
             raise
         except Exception as error:
-            logger.exception("unhandled error answering POST %s", request.url.path)
+            log_unhandled(request.method, request.scope["path"], error)
             raise OAuthProblem(UnexpectedError()) from error
 
     return answering

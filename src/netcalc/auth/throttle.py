@@ -2,8 +2,9 @@
 
 Failures are counted in a moving window per client id and per remote
 address, with the `limits` package, in this process's memory or in Redis,
-where every instance shares them. Only failures count: a busy, honest
-client is never slowed by its own successes or by anyone else's failures.
+where every instance shares them (`netcalc.auth.counts`). Only failures
+count: a busy, honest client is never slowed by its own successes or by
+anyone else's failures.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from collections.abc import Callable
 from hashlib import sha256
 
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import Redis
 
+from netcalc.auth.counts import REDIS_FAILURES, LocalCounts, SharedCounts
 from netcalc.errors import TooManyRequests
 
 
@@ -34,19 +33,17 @@ class FailureThrottle:
         self,
         per_client: RateLimitItem,
         per_address: RateLimitItem,
-        storage: Storage | None = None,
+        counts: LocalCounts | None = None,
         clock: Callable[[], float] = time.time,
         shared_failures: SharedFailures | None = None,
     ) -> None:
         self._per_client = per_client
         self._per_address = per_address
-        storage = storage or MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(storage)
-        # When the counts live in this process, a key with no failure here
+        self._counts = counts or LocalCounts()
+        # While the counts are in this process, a key with no failure here
         # within its window cannot be over its limit. Knowing that saves
-        # asking the storage on every success, which cost more than the rest
+        # asking the counts on every success, which cost more than the rest
         # of the check. Shared counts include other instances' failures.
-        self._local = isinstance(storage, MemoryStorage)
         self._last_failures = _LastFailures(clock)
         # Shared counts can skip the storage the same way when every
         # instance marks its failures where the others look.
@@ -60,8 +57,8 @@ class FailureThrottle:
         ]
 
     async def _refusal(self, limit: RateLimitItem, key: str) -> TooManyRequests:
-        stats = await self._limiter.get_window_stats(limit, key)
-        return TooManyRequests(math.ceil(stats.reset_time - time.time()))
+        reset_time = await self._counts.reset_time(limit, key)
+        return TooManyRequests(math.ceil(reset_time - time.time()))
 
     async def check(self, client_id: str, address: str) -> None:
         """Raise TooManyRequests when either count is already at its limit."""
@@ -69,10 +66,11 @@ class FailureThrottle:
             # The usual case: no failure for a whole window, so no key needs
             # hashing or looking up.
             return
+        local = not self._counts.shared
         for limit, key in self._keys(client_id, address):
-            if self._local and not self._last_failures.within_window(key):
+            if local and not self._last_failures.within_window(key):
                 continue
-            if not await self._limiter.test(limit, key):
+            if not await self._counts.test(limit, key):
                 raise await self._refusal(limit, key)
 
     async def failed(self, client_id: str, address: str) -> None:
@@ -82,30 +80,31 @@ class FailureThrottle:
         concurrent guesses cannot all pass one earlier check together.
         """
         keys = self._keys(client_id, address)
-        if self._local:
-            for limit, key in keys:
-                self._last_failures.note(key, limit)
-        elif self._shared_failures is not None:
+        # Noted with shared counts too: should Redis fail, counting goes on
+        # in memory, where a check skips the keys not noted.
+        for limit, key in keys:
+            self._last_failures.note(key, limit)
+        if self._counts.shared and self._shared_failures is not None:
             # Marked before counting: a check that finds no mark ran before
             # this failure counted.
             await self._shared_failures.mark(self._window)
         over = [
             (limit, key)
             for limit, key in keys
-            if not await self._limiter.hit(limit, key)
+            if not await self._counts.hit(limit, key)
         ]
         if over:
             raise await self._refusal(*over[0])
 
     async def _any_recent_failure(self) -> bool:
-        if self._local:
+        if not self._counts.shared:
             return self._last_failures.any_within_window()
         if self._shared_failures is not None:
             return await self._shared_failures.any_within_window()
         return True
 
     async def close(self) -> None:
-        """Let go of the connection the shared failure mark uses, if any."""
+        """Forget the shared failure mark's read in flight, if any."""
         if self._shared_failures is not None:
             await self._shared_failures.close()
 
@@ -118,29 +117,40 @@ class SharedFailures:
     two script runs, and it was most of a token request on PostgreSQL.
     Checks that begin while a read is on its way share the next one, which
     is sent after all of them began, so none misses a mark made before it.
+    A failure of Redis is reported to the counts, which then stop asking it
+    until it answers again.
     """
 
     KEY = "netcalc:throttle:recent-failure"
 
-    def __init__(self, redis_url: str) -> None:
-        self._redis = Redis.from_url(redis_url)
+    def __init__(self, counts: SharedCounts) -> None:
+        self._counts = counts
+        self._redis = counts.client
         self._next_answer: asyncio.Future[bool] | None = None
         self._asker: asyncio.Task[None] | None = None
 
     async def mark(self, window_seconds: int) -> None:
         """Note a failure now; the mark lasts a whole window from now."""
-        await self._redis.set(self.KEY, b"1", ex=window_seconds)
+        try:
+            await self._redis.set(self.KEY, b"1", ex=window_seconds)
+        except REDIS_FAILURES as error:
+            self._counts.failed(error)
 
     async def any_within_window(self) -> bool:
-        """True while some instance's last failure is within the window."""
+        """True while some instance's last failure is within the window, and
+        when Redis cannot tell: the counts, in memory from then on, can."""
         answer = self._next_answer
         if answer is None:
             loop = asyncio.get_running_loop()
             answer = self._next_answer = loop.create_future()
             if self._asker is None or self._asker.done():
                 self._asker = loop.create_task(self._ask())
-        # Shielded: one caller cancelled must not cancel the others' answer.
-        return await asyncio.shield(answer)
+        try:
+            # Shielded: one caller cancelled must not cancel the others' answer.
+            return await asyncio.shield(answer)
+        except REDIS_FAILURES as error:
+            self._counts.failed(error)
+            return True
 
     async def _ask(self) -> None:
         while self._next_answer is not None:
@@ -149,16 +159,15 @@ class SharedFailures:
                 answer.set_result(bool(await self._redis.exists(self.KEY)))
             except Exception as error:
                 answer.set_exception(error)
-                # Checks that waited behind a read Redis failed fail with it,
-                # rather than wait seconds more for a timeout of their own.
+                # Checks that waited behind a read Redis failed are answered
+                # with it, rather than wait for a timeout of their own.
                 queued, self._next_answer = self._next_answer, None
                 if queued is not None:
                     queued.set_exception(error)
 
     async def close(self) -> None:
-        # A later event loop starts its own reads.
+        # A later event loop starts its own reads; the counts own the client.
         self._next_answer = self._asker = None
-        await self._redis.aclose()
 
 
 class _LastFailures:
