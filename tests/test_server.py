@@ -291,6 +291,24 @@ def test_a_bracketed_ipv6_host_is_served(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_another_server_secret_is_named_in_one_sentence(tmp_path: Path) -> None:
+    """Served with a secret other than the one that sealed its signing keys,
+    as an instance of a deployment given another one, `serve` stops with a
+    sentence naming the setting, not a traceback."""
+    server = ServerProcess(tmp_path / "secret")
+    server.start()
+    server.stop()
+    server.env["NETCALC_SECRET_KEY"] = "another-server-secret-0123456789abcdef"
+    refused = server.cli("serve", "--port", str(server.port))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "Error: The server secret does not open the signing keys stored in "
+        "this database: set NETCALC_SECRET_KEY"
+    )
+    assert "Traceback" not in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+
+
 def test_cli_does_not_make_a_database_it_was_not_asked_to(tmp_path: Path) -> None:
     """A command reading a database that is not there says so and creates
     nothing, since the setting is likelier mistyped than new."""

@@ -8,7 +8,6 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import select
@@ -20,6 +19,7 @@ from netcalc.app import create_app
 from netcalc.auth.keys import KeySealer, SigningKey, load_keys, rotate_keys
 from netcalc.auth.tables import signing_keys
 from netcalc.db import utcnow
+from netcalc.errors import UsageError
 from netcalc.settings import Settings
 from tests.support import Console, make_settings, token_body
 
@@ -212,7 +212,7 @@ def test_private_keys_are_sealed_at_rest(
     for value in sealed:
         assert "PRIVATE KEY" not in value
         KeySealer(settings.server_secret()).open(value)
-        with pytest.raises(InvalidToken):
+        with pytest.raises(UsageError, match="does not open the signing keys"):
             KeySealer(b"another-server-secret-of-32-bytes!!").open(value)
 
 

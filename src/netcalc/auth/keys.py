@@ -15,7 +15,7 @@ from functools import cached_property
 from hashlib import sha256
 from typing import Any
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -27,6 +27,7 @@ from netcalc.audit import CLI_ACTOR, record
 from netcalc.auth.derive import derive_key
 from netcalc.auth.tables import signing_keys
 from netcalc.db import utcnow
+from netcalc.errors import UsageError
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 
@@ -119,7 +120,21 @@ class KeySealer:
         return self._fernet.encrypt(pem).decode()
 
     def open(self, sealed: str) -> PrivateKey:
-        pem = self._fernet.decrypt(sealed.encode())
+        """The private key `sealed` holds.
+
+        Raises:
+            UsageError: this server secret did not seal it, as when one
+                instance of a deployment was given another secret.
+        """
+        try:
+            pem = self._fernet.decrypt(sealed.encode())
+        except InvalidToken:
+            raise UsageError(
+                "The server secret does not open the signing keys stored in "
+                "this database: set NETCALC_SECRET_KEY (or the file "
+                "NETCALC_SECRET_KEY_FILE names) to the secret it was first "
+                "served with, the same on every instance."
+            ) from None
         key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(
             key,
