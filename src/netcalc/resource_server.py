@@ -231,11 +231,12 @@ class TokenGuard:
             logger.error(
                 "the issuer %s answered %d to the introspection credentials of "
                 "client %s (revoked, rotated, of a disabled account, mistyped, "
-                "or throttled after such failures); every token is refused "
-                "until they are replaced",
+                "or throttled after such failures); tokens are answered 503 "
+                "and the credentials presented again in %.0f s",
                 self.issuer,
                 status,
                 introspection.client_id,
+                REFUSED_PAUSE,
             )
         self._refused_until = now + REFUSED_PAUSE
 
