@@ -3,6 +3,7 @@ stays open, and logged about once a second; a bug keeps its traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -20,11 +21,13 @@ import pytest
 from asyncpg.exceptions import CannotConnectNowError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from netcalc.app import create_app
+from netcalc.auth.usage import UsageRecorder
+from netcalc.db import create_engine
 from netcalc.outages import OutageLog, connection_failure
 from tests.services import PostgresServer
 from tests.support import Console, ServerProcess, token_body
@@ -291,3 +294,51 @@ def test_an_outage_writes_about_one_line_a_second(stranded: Stranded) -> None:
     assert 2 <= len(lines) <= math.ceil(elapsed) + 1 < sent
     assert re.search(r"; \d+ more such failures since the last line$", lines[-1])
     assert "Traceback" not in "\n".join(written)
+
+
+def test_background_work_in_an_outage_logs_one_line_a_try(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Work on a timer, such as recording when credentials were last used,
+    logs one line without a traceback each time an outage stops it."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    engine = create_engine(f"postgresql://netcalc@127.0.0.1:{port}/netcalc")
+    recorder = UsageRecorder(engine, interval=3600)
+    recorder.used("nci_" + "0" * 32)
+
+    async def flush_twice() -> None:
+        await recorder.flush()
+        await recorder.flush()
+        await engine.dispose()
+
+    with caplog.at_level(logging.ERROR, logger="netcalc"):
+        asyncio.run(flush_twice())
+    assert [record.exc_info for record in caplog.records] == [None, None]
+    assert all(
+        "recording the last use of credentials failed: the database or Redis "
+        "cannot be reached" in record.getMessage()
+        for record in caplog.records
+    )
+
+
+def test_a_failed_statement_does_not_show_its_values(console: Console) -> None:
+    """A statement's error, logged with its traceback as a bug, leaves out
+    the values bound to it, which may be secret hashes."""
+
+    async def fail(engine: AsyncEngine) -> str:
+        async with engine.connect() as connection:
+            try:
+                await connection.execute(
+                    text("SELECT no_such_column FROM accounts WHERE email = :email"),
+                    {"email": "value-to-hide@example.com"},
+                )
+            except DBAPIError as error:
+                return str(error)
+        return ""
+
+    said = console.run(fail)
+    assert "no_such_column" in said
+    assert "value-to-hide" not in said

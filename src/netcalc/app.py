@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -25,13 +24,11 @@ from netcalc.db import Arrivals
 from netcalc.direct import DirectApp, query_value
 from netcalc.errors import UnexpectedError
 from netcalc.observe import configure_logging
-from netcalc.outages import log_unhandled
+from netcalc.outages import log_background_failure, log_unhandled
 from netcalc.responses import error_body, install_error_handlers, ok
 from netcalc.runtime import Runtime, runtime_of
 from netcalc.settings import Settings, load_settings
 from netcalc.subnets import routes as subnet_routes
-
-logger = logging.getLogger("netcalc")
 
 
 async def _maintain(runtime: Runtime) -> None:
@@ -47,8 +44,8 @@ async def _maintain(runtime: Runtime) -> None:
             await runtime.console.sessions.purge_expired()
             if retention_days:
                 await purge_events(runtime.engine, timedelta(days=retention_days))
-        except Exception:
-            logger.exception("periodic maintenance failed; retrying later")
+        except Exception as exc:
+            log_background_failure("periodic maintenance", exc)
 
 
 @contextlib.asynccontextmanager

@@ -116,10 +116,16 @@ def async_url(url: str) -> str:
 def create_engine(url: str) -> AsyncEngine:
     """An engine for `url`; SQLite files get WAL mode and a busy timeout."""
     full = async_url(url)
+    # Errors leave out the statements' values, which may be secret hashes:
+    # a failed statement's error is logged with its traceback.
     if not full.startswith("sqlite"):
-        return create_async_engine(full, pool_size=10, pool_pre_ping=True)
+        return create_async_engine(
+            full, pool_size=10, pool_pre_ping=True, hide_parameters=True
+        )
     _make_private_file(full)
-    engine = create_async_engine(full, connect_args={"timeout": 30})
+    engine = create_async_engine(
+        full, connect_args={"timeout": 30}, hide_parameters=True
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -1,5 +1,5 @@
 """Unexpected errors in the log: a traceback for a bug, one line a second
-for an outage.
+for an outage, one line a try for background work during an outage.
 
 While the database or Redis cannot be reached, every request that needs it
 fails the same way, and a traceback for each buries every other line: one
@@ -117,3 +117,19 @@ def log_unhandled(method: str, path: str, error: BaseException) -> None:
         logger.error("unhandled error answering %s %r", method, path, exc_info=error)
     else:
         _outages.failed(method, path, cause)
+
+
+def log_background_failure(doing: str, error: BaseException) -> None:
+    """Log that background work, tried again on a timer, failed: `doing`
+    names it. An outage gets one line a try, without a traceback."""
+    cause = connection_failure(error)
+    if cause is None:
+        logger.error("%s failed; trying again later", doing, exc_info=error)
+        return
+    logger.error(
+        "%s failed: the database or Redis cannot be reached (%s: %s); "
+        "trying again later",
+        doing,
+        type(cause).__name__,
+        cause,
+    )

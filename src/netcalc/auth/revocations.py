@@ -24,7 +24,6 @@ every call instead, which is exact and cheap enough on one machine.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -37,8 +36,7 @@ from netcalc.auth.announcements import CHANNEL, heard
 from netcalc.auth.store import token_is_live
 from netcalc.auth.tables import revocation_epoch, revoked_tokens
 from netcalc.db import Reads, Row, utcnow
-
-logger = logging.getLogger("netcalc.auth")
+from netcalc.outages import log_background_failure
 
 _EPOCH = select(revocation_epoch.c.epoch)
 
@@ -255,8 +253,9 @@ class Revocations:
             # Listen before loading, so nothing announced in between is missed.
             await feed.listen(self.known.announced)
             await self.known.resync(self._engine)
-        except Exception:
-            logger.exception("revocation feed unavailable; reading the database")
+        except Exception as exc:
+            # Meanwhile every token is checked in the database.
+            log_background_failure("listening for revocations", exc)
 
     async def start(self) -> None:
         """Listen for announcements and keep resynchronising on a timer."""
@@ -274,8 +273,8 @@ class Revocations:
                 else:
                     await feed.close()
                     await self._connect(feed)
-            except Exception:
-                logger.exception("revocation resync failed; retrying later")
+            except Exception as exc:
+                log_background_failure("reloading the revocations", exc)
 
     async def stop(self) -> None:
         if self._task is not None:

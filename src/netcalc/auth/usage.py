@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.auth.store import record_last_used
 from netcalc.db import utcnow
-
-logger = logging.getLogger("netcalc.auth")
+from netcalc.outages import log_background_failure
 
 
 class UsageRecorder:
@@ -32,8 +30,8 @@ class UsageRecorder:
         pending, self._pending = self._pending, {}
         try:
             await record_last_used(self._engine, pending)
-        except Exception:
-            logger.exception("could not record last use of credentials")
+        except Exception as exc:
+            log_background_failure("recording the last use of credentials", exc)
             self._pending = pending | self._pending
 
     async def _run(self) -> None:
