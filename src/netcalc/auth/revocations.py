@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -36,6 +37,7 @@ from netcalc.auth.announcements import CHANNEL, heard
 from netcalc.auth.store import token_is_live
 from netcalc.auth.tables import revocation_epoch, revoked_tokens
 from netcalc.db import Reads, Row, utcnow
+from netcalc.fresh_reads import FreshRead
 from netcalc.outages import log_background_failure
 
 _EPOCH = select(revocation_epoch.c.epoch)
@@ -187,44 +189,6 @@ def feed_for(database_url: str) -> RevocationFeed | None:
     return None
 
 
-class EpochReads:
-    """The newest revocation epoch, read once for every request of a turn.
-
-    A request joins the next read to start, never one already under way:
-    that one may have begun before a revocation this request must see.
-    """
-
-    def __init__(self, reads: Reads) -> None:
-        self._reads = reads
-        self._next: asyncio.Future[int] | None = None
-        self._reading: asyncio.Task[None] | None = None
-
-    async def newest(self) -> int:
-        """An epoch no older than any committed before this call."""
-        asked = self._next
-        if asked is None:
-            asked = self._next = asyncio.get_running_loop().create_future()
-            if self._reading is None:
-                self._start()
-        # Shielded: a request cancelled while waiting leaves the read to
-        # the others that joined it.
-        return await asyncio.shield(asked)
-
-    def _start(self) -> None:
-        asked, self._next = self._next, None
-        if asked is not None:
-            self._reading = asyncio.ensure_future(self._read(asked))
-
-    async def _read(self, asked: asyncio.Future[int]) -> None:
-        try:
-            asked.set_result(await self._reads.read(_EPOCH, {}, _epoch_of))
-        except Exception as exc:
-            asked.set_exception(exc)
-        finally:
-            self._reading = None
-            self._start()
-
-
 class Revocations:
     """The revocation state one instance checks tokens against."""
 
@@ -239,7 +203,9 @@ class Revocations:
         self._reads = reads
         self._feed = feed
         self._resync_seconds = resync_seconds
-        self._epochs = EpochReads(reads)
+        # Read once for the requests of a turn, sent after they arrived: a
+        # revocation committed before them has an epoch no newer.
+        self._epochs = FreshRead(partial(reads.read, _EPOCH, {}, _epoch_of))
         self.known = RevocationList()
         self._task: asyncio.Task[None] | None = None
 
@@ -290,6 +256,6 @@ class Revocations:
 
     async def is_live(self, client_id: str, account_id: str, jti: str) -> bool:
         """False when the token, its credentials or its account is switched off."""
-        if self.in_memory and await self._epochs.newest() <= self.known.epoch:
+        if self.in_memory and await self._epochs.answer() <= self.known.epoch:
             return not self.known.refuses(client_id, account_id, jti)
         return await token_is_live(self._reads, client_id, jti)

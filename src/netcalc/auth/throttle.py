@@ -9,7 +9,6 @@ anyone else's failures.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from limits import RateLimitItem
 
 from netcalc.auth.counts import REDIS_FAILURES, LocalCounts, SharedCounts
 from netcalc.errors import TooManyRequests
+from netcalc.fresh_reads import FreshRead
 
 
 def _client_key(client_id: str) -> str:
@@ -126,8 +126,7 @@ class SharedFailures:
     def __init__(self, counts: SharedCounts) -> None:
         self._counts = counts
         self._redis = counts.client
-        self._next_answer: asyncio.Future[bool] | None = None
-        self._asker: asyncio.Task[None] | None = None
+        self._marked = FreshRead(self._read_mark)
 
     async def mark(self, window_seconds: int) -> None:
         """Note a failure now; the mark lasts a whole window from now."""
@@ -139,35 +138,18 @@ class SharedFailures:
     async def any_within_window(self) -> bool:
         """True while some instance's last failure is within the window, and
         when Redis cannot tell: the counts, in memory from then on, can."""
-        answer = self._next_answer
-        if answer is None:
-            loop = asyncio.get_running_loop()
-            answer = self._next_answer = loop.create_future()
-            if self._asker is None or self._asker.done():
-                self._asker = loop.create_task(self._ask())
         try:
-            # Shielded: one caller cancelled must not cancel the others' answer.
-            return await asyncio.shield(answer)
+            return await self._marked.answer()
         except REDIS_FAILURES as error:
             self._counts.failed(error)
             return True
 
-    async def _ask(self) -> None:
-        while self._next_answer is not None:
-            answer, self._next_answer = self._next_answer, None
-            try:
-                answer.set_result(bool(await self._redis.exists(self.KEY)))
-            except Exception as error:
-                answer.set_exception(error)
-                # Checks that waited behind a read Redis failed are answered
-                # with it, rather than wait for a timeout of their own.
-                queued, self._next_answer = self._next_answer, None
-                if queued is not None:
-                    queued.set_exception(error)
+    async def _read_mark(self) -> bool:
+        return bool(await self._redis.exists(self.KEY))
 
     async def close(self) -> None:
-        # A later event loop starts its own reads; the counts own the client.
-        self._next_answer = self._asker = None
+        # The counts own the client.
+        self._marked.forget()
 
 
 class _LastFailures:
