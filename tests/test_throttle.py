@@ -108,7 +108,7 @@ _SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval")
 
 
 class Instance:
-    """One instance's throttle, with its counts and failure mark in Redis."""
+    """One instance's throttle, with its counts and failure marks in Redis."""
 
     def __init__(self, url: str, per_client: str = "2/minute") -> None:
         self.counts = SharedCounts(url)
@@ -148,7 +148,8 @@ def test_shared_checks_skip_the_counts_while_no_instance_failed(
 
     asyncio.run(scenario())
     assert _script_runs(shared_redis) == before
-    assert shared_redis.exists(SharedFailures.KEY) == 0
+    assert _marks(shared_redis) == []
+    assert shared_redis.exists(SharedFailures.ANY) == 0
 
 
 def test_a_failure_at_one_instance_throttles_a_success_at_another(
@@ -164,17 +165,35 @@ def test_a_failure_at_one_instance_throttles_a_success_at_another(
         await first.throttle.failed("nci_a", "192.0.2.1")
         with pytest.raises(TooManyRequests):
             await second.throttle.check("nci_a", "192.0.2.1")
-        before = _script_runs(shared_redis)
-        await second.throttle.check("nci_b", "192.0.2.2")
-        # A recent failure anywhere makes every check count again.
-        assert _script_runs(shared_redis) > before
         await first.close()
         await second.close()
 
     asyncio.run(scenario())
 
 
-def test_the_failure_mark_lasts_a_window_after_the_last_failure(
+def test_a_failing_client_sends_only_its_own_keys_to_the_counts(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    """Another client at another address is checked by its marks alone,
+    however often one client fails; the same address is counted."""
+    first, second = Instance(redis.url), Instance(redis.url)
+
+    async def scenario() -> tuple[int, int]:
+        await first.throttle.failed("nci_a", "192.0.2.1")
+        before = _script_runs(shared_redis)
+        await second.throttle.check("nci_b", "192.0.2.2")
+        elsewhere = _script_runs(shared_redis) - before
+        before = _script_runs(shared_redis)
+        await second.throttle.check("nci_b", "192.0.2.1")
+        same_address = _script_runs(shared_redis) - before
+        await first.close()
+        await second.close()
+        return elsewhere, same_address
+
+    assert asyncio.run(scenario()) == (0, 1)
+
+
+def test_each_failure_mark_lasts_its_own_window(
     redis: RedisServer, shared_redis: redis_client.Redis
 ) -> None:
     instance = Instance(redis.url, per_client="5/second")
@@ -182,37 +201,73 @@ def test_the_failure_mark_lasts_a_window_after_the_last_failure(
 
     async def scenario() -> None:
         await instance.throttle.failed("nci_a", "192.0.2.1")
-        # The longer of the two windows: the per-address minute.
-        assert 55_000 < shared_redis.pttl(SharedFailures.KEY) <= 60_000
-        await marks.mark(1)
-        assert await marks.any_within_window()
+        client_key, address_key = _marks(shared_redis)
+        assert 0 < shared_redis.pttl(client_key) <= 1_000
+        assert 55_000 < shared_redis.pttl(address_key) <= 60_000
+        # The mark for any key lasts as long as the longest of them.
+        assert 55_000 < shared_redis.pttl(SharedFailures.ANY) <= 60_000
+        await marks.mark([("k", 1)])
+        assert await marks.marked(["k", "other"]) == {"k"}
         await asyncio.sleep(1.1)
-        assert not await marks.any_within_window()
+        assert await marks.marked(["k", "other"]) == set()
         await instance.close()
 
     asyncio.run(scenario())
 
 
-def _exists_calls(server: redis_client.Redis) -> int:
+def _marks(server: redis_client.Redis) -> list[bytes]:
+    """The failure marks in Redis, the client id's before the address's."""
+    return sorted(
+        server.keys(SharedFailures.PREFIX + "*"), key=lambda key: b"address" in key
+    )
+
+
+def _calls(server: redis_client.Redis, command: str) -> int:
     stats = server.info("commandstats")
-    return int(stats.get("cmdstat_exists", {}).get("calls", 0))
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_checks_read_only_the_mark_for_any_key_while_none_is_set(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    instance = Instance(redis.url)
+    shared_redis.set(SharedFailures.PREFIX + "k", b"1", ex=60)
+    before = _calls(shared_redis, "mget")
+
+    async def scenario() -> frozenset[str]:
+        try:
+            return await instance.marks.marked(["k"])
+        finally:
+            await instance.close()
+
+    assert asyncio.run(scenario()) == set()
+    assert _calls(shared_redis, "mget") == before
 
 
 def test_checks_that_begin_together_share_one_read(
     redis: RedisServer, shared_redis: redis_client.Redis
 ) -> None:
+    """Ten checks begun together send one read, which asks for every key
+    and answers each check about its own."""
     instance = Instance(redis.url)
-    before = _exists_calls(shared_redis)
+    shared_redis.set(SharedFailures.ANY, b"1", ex=60)
+    shared_redis.set(SharedFailures.PREFIX + "k3", b"1", ex=60)
+    before = _calls(shared_redis, "exists"), _calls(shared_redis, "mget")
 
-    async def scenario() -> list[bool]:
+    async def scenario() -> list[frozenset[str]]:
         marks = instance.marks
         try:
-            return await asyncio.gather(*(marks.any_within_window() for _ in range(10)))
+            asked = (marks.marked([f"k{n}", "shared"]) for n in range(10))
+            return [
+                found & {f"k{n}"}
+                for n, found in enumerate(await asyncio.gather(*asked))
+            ]
         finally:
             await instance.close()
 
-    assert asyncio.run(scenario()) == [False] * 10
-    assert _exists_calls(shared_redis) == before + 1
+    assert asyncio.run(scenario()) == [set()] * 3 + [{"k3"}] + [set()] * 6
+    after = _calls(shared_redis, "exists"), _calls(shared_redis, "mget")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
 
 
 def test_a_check_that_begins_after_a_mark_sees_it_while_an_older_read_is_out(
@@ -223,24 +278,26 @@ def test_a_check_that_begins_after_a_mark_sees_it_while_an_older_read_is_out(
     instance, other_instance = Instance(redis.url), Instance(redis.url)
     marks = instance.marks
     answered = asyncio.Event()
-    read_key = marks._redis.exists
+    read_keys = marks._redis.mget
 
-    async def answer_late(key: str) -> int:
-        found = await read_key(key)
+    async def answer_late(keys: list[str]) -> list[bytes | None]:
+        found = await read_keys(keys)
         await answered.wait()
         return found
 
-    marks._redis.exists = answer_late  # type: ignore[method-assign]
+    marks._redis.mget = answer_late  # type: ignore[method-assign]
+    # Some key failed before: checks read the marks of their own keys.
+    shared_redis.set(SharedFailures.ANY, b"1", ex=60)
 
     async def scenario() -> tuple[bool, bool]:
-        earlier = asyncio.create_task(marks.any_within_window())
+        earlier = asyncio.create_task(marks.marked(["k"]))
         await asyncio.sleep(0.05)
-        await other_instance.marks.mark(60)
-        later = asyncio.create_task(marks.any_within_window())
+        await other_instance.marks.mark([("k", 60)])
+        later = asyncio.create_task(marks.marked(["k"]))
         await asyncio.sleep(0.05)
         answered.set()
         try:
-            return await earlier, await later
+            return "k" in await earlier, "k" in await later
         finally:
             await instance.close()
             await other_instance.close()
@@ -254,9 +311,9 @@ def test_a_cancelled_check_leaves_the_others_their_answer(
     instance = Instance(redis.url)
     marks = instance.marks
 
-    async def scenario() -> bool:
-        cancelled = asyncio.create_task(marks.any_within_window())
-        kept = asyncio.create_task(marks.any_within_window())
+    async def scenario() -> frozenset[str]:
+        cancelled = asyncio.create_task(marks.marked(["k"]))
+        kept = asyncio.create_task(marks.marked(["k"]))
         await asyncio.sleep(0)
         cancelled.cancel()
         try:
@@ -264,8 +321,9 @@ def test_a_cancelled_check_leaves_the_others_their_answer(
         finally:
             await instance.close()
 
-    shared_redis.set(SharedFailures.KEY, b"1", ex=60)
-    assert asyncio.run(scenario()) is True
+    shared_redis.set(SharedFailures.ANY, b"1", ex=60)
+    shared_redis.set(SharedFailures.PREFIX + "k", b"1", ex=60)
+    assert asyncio.run(scenario()) == {"k"}
 
 
 def test_checks_queued_behind_a_failed_read_are_answered_with_it() -> None:
@@ -285,10 +343,10 @@ def test_checks_queued_behind_a_failed_read_are_answered_with_it() -> None:
 
     marks._redis.exists = read_when_released  # type: ignore[method-assign]
 
-    async def scenario() -> list[BaseException | bool]:
-        earlier = asyncio.create_task(marks.any_within_window())
+    async def scenario() -> list[BaseException | frozenset[str]]:
+        earlier = asyncio.create_task(marks.marked(["a"]))
         await asyncio.sleep(0.05)
-        queued = asyncio.create_task(marks.any_within_window())
+        queued = asyncio.create_task(marks.marked(["b"]))
         await asyncio.sleep(0.05)
         release.set()
         try:
@@ -296,7 +354,7 @@ def test_checks_queued_behind_a_failed_read_are_answered_with_it() -> None:
         finally:
             await instance.close()
 
-    assert asyncio.run(scenario()) == [True, True]
+    assert asyncio.run(scenario()) == [{"a"}, {"b"}]
     assert len(reads) == 1
     assert not instance.counts.shared
 
@@ -349,7 +407,7 @@ def test_redis_is_not_asked_again_until_it_answers_a_ping(
 
     # Back in Redis: one count for the client id, one for the address.
     assert asyncio.run(scenario()) == (0, 2)
-    assert shared_redis.exists(SharedFailures.KEY) == 1
+    assert len(_marks(shared_redis)) == 2
 
 
 def _all_calls(server: redis_client.Redis) -> int:

@@ -48,7 +48,6 @@ class FailureThrottle:
         # Shared counts can skip the storage the same way when every
         # instance marks its failures where the others look.
         self._shared_failures = shared_failures
-        self._window = max(per_client.get_expiry(), per_address.get_expiry())
 
     def _keys(self, client_id: str, address: str) -> list[tuple[RateLimitItem, str]]:
         return [
@@ -62,16 +61,29 @@ class FailureThrottle:
 
     async def check(self, client_id: str, address: str) -> None:
         """Raise TooManyRequests when either count is already at its limit."""
-        if not await self._any_recent_failure():
-            # The usual case: no failure for a whole window, so no key needs
-            # hashing or looking up.
-            return
-        local = not self._counts.shared
-        for limit, key in self._keys(client_id, address):
-            if local and not self._last_failures.within_window(key):
-                continue
+        for limit, key in await self._recently_failed(client_id, address):
             if not await self._counts.test(limit, key):
                 raise await self._refusal(limit, key)
+
+    async def _recently_failed(
+        self, client_id: str, address: str
+    ) -> list[tuple[RateLimitItem, str]]:
+        """The caller's keys that failed within their window: no other key
+        can be at its limit."""
+        local = not self._counts.shared
+        if local and not self._last_failures.any_within_window():
+            # The usual case: no failure for a whole window, so no key needs
+            # hashing or looking up.
+            return []
+        keys = self._keys(client_id, address)
+        if local:
+            within = self._last_failures.within_window
+            failed = frozenset(key for _, key in keys if within(key))
+        elif self._shared_failures is not None:
+            failed = await self._shared_failures.marked([key for _, key in keys])
+        else:
+            return keys
+        return [(limit, key) for limit, key in keys if key in failed]
 
     async def failed(self, client_id: str, address: str) -> None:
         """Count one failure, raising TooManyRequests if it is over a limit.
@@ -87,7 +99,9 @@ class FailureThrottle:
         if self._counts.shared and self._shared_failures is not None:
             # Marked before counting: a check that finds no mark ran before
             # this failure counted.
-            await self._shared_failures.mark(self._window)
+            await self._shared_failures.mark(
+                [(key, limit.get_expiry()) for limit, key in keys]
+            )
         over = [
             (limit, key)
             for limit, key in keys
@@ -96,60 +110,81 @@ class FailureThrottle:
         if over:
             raise await self._refusal(*over[0])
 
-    async def _any_recent_failure(self) -> bool:
-        if not self._counts.shared:
-            return self._last_failures.any_within_window()
-        if self._shared_failures is not None:
-            return await self._shared_failures.any_within_window()
-        return True
-
     async def close(self) -> None:
-        """Forget the shared failure mark's read in flight, if any."""
+        """Forget the shared failure marks' read in flight, if any."""
         if self._shared_failures is not None:
             await self._shared_failures.close()
 
 
 class SharedFailures:
-    """Whether any instance failed an authentication within the longest
-    window, as one Redis key that expires a window after the last failure.
+    """Which throttle keys failed at any instance within their window.
 
-    Reading one key is a plain round trip; testing both moving windows cost
-    two script runs, and it was most of a token request on PostgreSQL.
-    Checks that begin while a read is on its way share the next one, which
-    is sent after all of them began, so none misses a mark made before it.
-    A failure of Redis is reported to the counts, which then stop asking it
-    until it answers again.
+    Each failure sets, in Redis, a mark for each of its keys and one for
+    any key, each expiring a window later. Reading a mark is one round
+    trip; testing both moving windows cost two script runs, most of a token
+    request on PostgreSQL. While no key failed, a check reads only the mark
+    for any key; once one did, it reads the marks of its own keys, so a
+    client that keeps failing somewhere sends no other client's check to
+    the scripts. Checks that begin while a read is on its way share the
+    next one, which asks for all their keys at once and is sent after all
+    of them began, so none misses a mark made before it. A failure of Redis
+    is reported to the counts, which then stop asking it until it answers
+    again.
     """
 
-    KEY = "netcalc:throttle:recent-failure"
+    ANY = "netcalc:throttle:recent-failure"
+    PREFIX = "netcalc:throttle:failed:"
 
     def __init__(self, counts: SharedCounts) -> None:
         self._counts = counts
         self._redis = counts.client
-        self._marked = FreshRead(self._read_mark)
+        self._any = FreshRead(self._read_any)
+        self._asked: set[str] = set()
+        self._marks = FreshRead(self._read_marks)
 
-    async def mark(self, window_seconds: int) -> None:
-        """Note a failure now; the mark lasts a whole window from now."""
+    async def mark(self, windows: list[tuple[str, int]]) -> None:
+        """Note a failure of each key now; its mark lasts its window, in
+        seconds, from now, and the mark for any key the longest of them."""
         try:
-            await self._redis.set(self.KEY, b"1", ex=window_seconds)
+            async with self._redis.pipeline(transaction=False) as pipeline:
+                for key, seconds in windows:
+                    pipeline.set(self.PREFIX + key, b"1", ex=seconds)
+                longest = max(seconds for _, seconds in windows)
+                pipeline.set(self.ANY, b"1", ex=longest)
+                await pipeline.execute()
         except REDIS_FAILURES as error:
             self._counts.failed(error)
 
-    async def any_within_window(self) -> bool:
-        """True while some instance's last failure is within the window, and
-        when Redis cannot tell: the counts, in memory from then on, can."""
+    async def marked(self, keys: list[str]) -> frozenset[str]:
+        """Which of `keys` failed at some instance within their window; all
+        of them when Redis cannot tell: the counts, in memory from then on,
+        can."""
         try:
-            return await self._marked.answer()
+            if not await self._any.answer():
+                return frozenset()
+            self._asked.update(keys)
+            return await self._marks.answer()
         except REDIS_FAILURES as error:
             self._counts.failed(error)
-            return True
+            return frozenset(keys)
 
-    async def _read_mark(self) -> bool:
-        return bool(await self._redis.exists(self.KEY))
+    async def _read_any(self) -> bool:
+        return bool(await self._redis.exists(self.ANY))
+
+    async def _read_marks(self) -> frozenset[str]:
+        # Taken as the read is sent, before it waits: every check that
+        # joined this read has asked for its keys by now.
+        keys, self._asked = list(self._asked), set()
+        values = await self._redis.mget([self.PREFIX + key for key in keys])
+        return frozenset(
+            key for key, value in zip(keys, values, strict=True) if value is not None
+        )
 
     async def close(self) -> None:
         # The counts own the client.
-        self._marked.forget()
+        self._any.forget()
+        self._marks.forget()
+        self._asked.clear()
 
 
 class _LastFailures:
