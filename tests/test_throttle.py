@@ -244,6 +244,38 @@ def test_checks_read_only_the_mark_for_any_key_while_none_is_set(
     assert _calls(shared_redis, "mget") == before
 
 
+def test_while_some_key_failed_a_check_reads_its_marks_in_one_round_trip(
+    redis: RedisServer, shared_redis: redis_client.Redis
+) -> None:
+    """Once the mark for any key was found, checks read it again with their
+    own marks; once it is gone, they read only it again."""
+    instance = Instance(redis.url)
+    shared_redis.set(SharedFailures.ANY, b"1", ex=60)
+    shared_redis.set(SharedFailures.PREFIX + "k", b"1", ex=60)
+
+    def reads() -> tuple[int, int]:
+        return _calls(shared_redis, "exists"), _calls(shared_redis, "mget")
+
+    async def scenario() -> list[tuple[frozenset[str], tuple[int, int]]]:
+        answers = []
+        try:
+            for _ in range(3):
+                before = reads()
+                found = await instance.marks.marked(["k"])
+                after = reads()
+                answers.append((found, (after[0] - before[0], after[1] - before[1])))
+                shared_redis.delete(SharedFailures.ANY, SharedFailures.PREFIX + "k")
+        finally:
+            await instance.close()
+        return answers
+
+    assert asyncio.run(scenario()) == [
+        ({"k"}, (1, 1)),
+        (set(), (0, 1)),
+        (set(), (1, 0)),
+    ]
+
+
 def test_checks_that_begin_together_share_one_read(
     redis: RedisServer, shared_redis: redis_client.Redis
 ) -> None:

@@ -120,16 +120,16 @@ class SharedFailures:
     """Which throttle keys failed at any instance within their window.
 
     Each failure sets, in Redis, a mark for each of its keys and one for
-    any key, each expiring a window later. Reading a mark is one round
-    trip; testing both moving windows cost two script runs, most of a token
+    any key, each expiring a window later. Reading marks is one round trip;
+    testing both moving windows cost two script runs, most of a token
     request on PostgreSQL. While no key failed, a check reads only the mark
-    for any key; once one did, it reads the marks of its own keys, so a
-    client that keeps failing somewhere sends no other client's check to
-    the scripts. Checks that begin while a read is on its way share the
-    next one, which asks for all their keys at once and is sent after all
-    of them began, so none misses a mark made before it. A failure of Redis
-    is reported to the counts, which then stop asking it until it answers
-    again.
+    for any key; once one did, it reads the marks of its own keys, with the
+    mark for any key in the same read, so a client that keeps failing
+    somewhere sends no other client's check to the scripts. Checks that
+    begin while a read is on its way share the next one, which asks for all
+    their keys at once and is sent after all of them began, so none misses
+    a mark made before it. A failure of Redis is reported to the counts,
+    which then stop asking it until it answers again.
     """
 
     ANY = "netcalc:throttle:recent-failure"
@@ -141,6 +141,7 @@ class SharedFailures:
         self._any = FreshRead(self._read_any)
         self._asked: set[str] = set()
         self._marks = FreshRead(self._read_marks)
+        self._any_was_set = False
 
     async def mark(self, windows: list[tuple[str, int]]) -> None:
         """Note a failure of each key now; its mark lasts its window, in
@@ -160,7 +161,7 @@ class SharedFailures:
         of them when Redis cannot tell: the counts, in memory from then on,
         can."""
         try:
-            if not await self._any.answer():
+            if not self._any_was_set and not await self._any.answer():
                 return frozenset()
             self._asked.update(keys)
             return await self._marks.answer()
@@ -169,13 +170,17 @@ class SharedFailures:
             return frozenset(keys)
 
     async def _read_any(self) -> bool:
-        return bool(await self._redis.exists(self.ANY))
+        self._any_was_set = bool(await self._redis.exists(self.ANY))
+        return self._any_was_set
 
     async def _read_marks(self) -> frozenset[str]:
         # Taken as the read is sent, before it waits: every check that
         # joined this read has asked for its keys by now.
         keys, self._asked = list(self._asked), set()
-        values = await self._redis.mget([self.PREFIX + key for key in keys])
+        any_mark, *values = await self._redis.mget(
+            [self.ANY, *(self.PREFIX + key for key in keys)]
+        )
+        self._any_was_set = any_mark is not None
         return frozenset(
             key for key, value in zip(keys, values, strict=True) if value is not None
         )
