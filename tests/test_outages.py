@@ -52,6 +52,11 @@ def _raised(error: BaseException, cause: BaseException | None) -> BaseException:
 REFUSED = ConnectionRefusedError(111, "Connection refused")
 SHUTTING_DOWN = CannotConnectNowError("the database system is shutting down")
 REDIS_DOWN = RedisConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+# What asyncio raises when every address of a host refused: a plain OSError.
+MANY_REFUSED = OSError(
+    "Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432, 0, 0), "
+    "[Errno 111] Connect call failed ('127.0.0.1', 5432)"
+)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +64,7 @@ REDIS_DOWN = RedisConnectionError("Error 111 connecting to 127.0.0.1:6379.")
     [
         pytest.param(REFUSED, REFUSED, id="refused"),
         pytest.param(REDIS_DOWN, REDIS_DOWN, id="redis"),
+        pytest.param(MANY_REFUSED, MANY_REFUSED, id="every-address-refused"),
         pytest.param(
             _raised(OperationalError("SELECT 1", {}, SHUTTING_DOWN), SHUTTING_DOWN),
             SHUTTING_DOWN,
@@ -95,6 +101,11 @@ def test_a_lost_connection_is_named_by_the_drivers_error() -> None:
         pytest.param(ValueError("bad value"), id="bug"),
         pytest.param(IntegrityError("INSERT", {}, ValueError("dup")), id="integrity"),
         pytest.param(_raised(KeyError("k"), None), id="uncaused"),
+        pytest.param(FileNotFoundError(2, "No such file", "keys.pem"), id="file"),
+        pytest.param(
+            _raised(RuntimeError("loading"), PermissionError(13, "Denied")),
+            id="file-behind",
+        ),
     ],
 )
 def test_other_errors_are_bugs(error: BaseException) -> None:

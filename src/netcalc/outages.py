@@ -34,7 +34,8 @@ OUTAGE_LINE_SECONDS = 1.0
 """The least time between two logged connection failures in one process."""
 
 CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
-    # Refused, reset, unreachable or timed out; ConnectionError is one too.
+    # Refused, reset, unreachable or timed out; ConnectionError is one too,
+    # and asyncio's failure to reach every address of a host is a plain one.
     OSError,
     RedisConnectionError,
     RedisTimeoutError,
@@ -47,6 +48,15 @@ CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
     PoolTimeout,
 )
 """Errors that say the database or Redis could not be reached."""
+
+FILE_ERRORS: tuple[type[OSError], ...] = (
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+"""OSErrors about files, not connections: a missing file is a bug to trace."""
 
 _CAUSES_FOLLOWED = 16
 """How deep a chain of causes is searched for a connection failure."""
@@ -62,7 +72,9 @@ def connection_failure(error: BaseException) -> BaseException | None:
     for _ in range(_CAUSES_FOLLOWED):
         if current is None:
             return None
-        if isinstance(current, CONNECTION_FAILURES):
+        if isinstance(current, CONNECTION_FAILURES) and not isinstance(
+            current, FILE_ERRORS
+        ):
             return current
         if isinstance(current, DBAPIError):
             if current.connection_invalidated and current.orig is not None:
