@@ -202,13 +202,15 @@ def test_each_failure_mark_lasts_its_own_window(
     async def scenario() -> None:
         await instance.throttle.failed("nci_a", "192.0.2.1")
         client_key, address_key = _marks(shared_redis)
-        assert 0 < shared_redis.pttl(client_key) <= 1_000
-        assert 55_000 < shared_redis.pttl(address_key) <= 60_000
+        # Each outlasts its window a little: the count is taken after it.
+        assert 5_000 < shared_redis.pttl(client_key) <= 6_000
+        assert 60_000 < shared_redis.pttl(address_key) <= 65_000
         # The mark for any key lasts as long as the longest of them.
-        assert 55_000 < shared_redis.pttl(SharedFailures.ANY) <= 60_000
+        assert 60_000 < shared_redis.pttl(SharedFailures.ANY) <= 65_000
         await marks.mark([("k", 1)])
         assert await marks.marked(["k", "other"]) == {"k"}
-        await asyncio.sleep(1.1)
+        shared_redis.pexpire(SharedFailures.PREFIX + "k", 1)
+        await asyncio.sleep(0.05)
         assert await marks.marked(["k", "other"]) == set()
         await instance.close()
 

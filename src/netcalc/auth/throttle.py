@@ -116,6 +116,12 @@ class FailureThrottle:
             await self._shared_failures.close()
 
 
+MARK_MARGIN_SECONDS = 5
+"""How much longer than its window a failure mark lasts. The mark is set
+before the failure is counted, so without a margin it would be gone a
+moment before that count leaves the window."""
+
+
 class SharedFailures:
     """Which throttle keys failed at any instance within their window.
 
@@ -145,12 +151,14 @@ class SharedFailures:
 
     async def mark(self, windows: list[tuple[str, int]]) -> None:
         """Note a failure of each key now; its mark lasts its window, in
-        seconds, from now, and the mark for any key the longest of them."""
+        seconds, and MARK_MARGIN_SECONDS from now, and the mark for any key
+        as long as the longest of them."""
+        lasting = [(key, seconds + MARK_MARGIN_SECONDS) for key, seconds in windows]
         try:
             async with self._redis.pipeline(transaction=False) as pipeline:
-                for key, seconds in windows:
+                for key, seconds in lasting:
                     pipeline.set(self.PREFIX + key, b"1", ex=seconds)
-                longest = max(seconds for _, seconds in windows)
+                longest = max(seconds for _, seconds in lasting)
                 pipeline.set(self.ANY, b"1", ex=longest)
                 await pipeline.execute()
         except REDIS_FAILURES as error:
