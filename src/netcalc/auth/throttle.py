@@ -126,11 +126,11 @@ class SharedFailures:
     """Which throttle keys failed at any instance within their window.
 
     Each failure sets, in Redis, a mark for each of its keys and one for
-    any key, each expiring a window later. Reading marks is one round trip;
-    testing both moving windows cost two script runs, most of a token
-    request on PostgreSQL. While no key failed, a check reads only the mark
-    for any key; once one did, it reads the marks of its own keys, with the
-    mark for any key in the same read, so a client that keeps failing
+    any key, each expiring a little after its window. Reading marks is one
+    round trip; testing both moving windows cost two script runs, most of a
+    token request on PostgreSQL. While no key failed, a check reads only the
+    mark for any key; once one did, it reads the marks of its own keys, with
+    the mark for any key in the same read, so a client that keeps failing
     somewhere sends no other client's check to the scripts. Checks that
     begin while a read is on its way share the next one, which asks for all
     their keys at once and is sent after all of them began, so none misses
