@@ -157,6 +157,43 @@ def test_cli_round_trip(server: ServerProcess) -> None:
     assert json.loads(listed.stdout)[0]["status"] == "revoked"
 
 
+def test_cli_create_json_says_what_the_credentials_may_do(
+    server: ServerProcess,
+) -> None:
+    """`credentials create --json` prints the name, scopes and token lifetime
+    beside the new secret, and nothing about a rotation that never happened."""
+    issued = create_credentials(
+        server,
+        "shown@example.com",
+        "--name",
+        "nightly",
+        "--scope",
+        "subnets:read",
+        "--ttl",
+        "600",
+    )
+    assert set(issued) == {
+        "client_id",
+        "client_secret",
+        "name",
+        "scopes",
+        "token_ttl",
+    }
+    assert (issued["name"], issued["scopes"], issued["token_ttl"]) == (
+        "nightly",
+        ["subnets:read"],
+        600,
+    )
+
+    rotated = server.cli("credentials", "rotate", issued["client_id"], "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    assert set(json.loads(rotated.stdout)) == {
+        "client_id",
+        "client_secret",
+        "previous_secret_expires_at",
+    }
+
+
 def test_cli_rotate_says_until_when_the_old_secret_works(
     server: ServerProcess,
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,13 +65,15 @@ class IssuedSecret:
     client_id: str
     client_secret: str
     previous_secret_expires_at: datetime | None = None
+    shown_with: dict[str, Any] = field(default_factory=dict)
+    """What the owner is told beside the secret: what the new credentials
+    may do, or until when a rotated one's previous secret works."""
 
     def as_dict(self) -> dict[str, Any]:
-        expires = self.previous_secret_expires_at
         return {
             "client_id": self.client_id,
             "client_secret": self.client_secret,
-            "previous_secret_expires_at": expires.isoformat() if expires else None,
+            **self.shown_with,
         }
 
 
@@ -227,6 +229,7 @@ async def create_credentials(
     """
     _check_credentials(name, scopes, token_ttl, max_ttl)
     client_id, secret = new_client_id(), new_client_secret()
+    granted = {"name": name, "scopes": list(scopes), "token_ttl": token_ttl}
     async with engine.begin() as connection:
         if form is not None:
             await form.record(connection)
@@ -248,9 +251,9 @@ async def create_credentials(
             account_id=account_id,
             subject=client_id,
             address=address,
-            details={"name": name, "scopes": list(scopes), "token_ttl": token_ttl},
+            details=granted,
         )
-    return IssuedSecret(client_id, secret)
+    return IssuedSecret(client_id, secret, shown_with=granted)
 
 
 def _check_credentials(
@@ -427,4 +430,5 @@ async def rotate_credentials(
             address=address,
             details={"grace_seconds": grace},
         )
-    return IssuedSecret(client_id, secret, expires)
+    until = {"previous_secret_expires_at": expires.isoformat() if expires else None}
+    return IssuedSecret(client_id, secret, expires, shown_with=until)
