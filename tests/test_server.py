@@ -304,7 +304,7 @@ def test_a_port_in_use_is_named_before_serving(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert refused.stderr == (
         f"Error: Cannot listen on {server.url}: another program is using that "
-        "port. Stop it, or choose another port with --port.\n"
+        "port. Stop it, or choose another port with --port (PORT=N for make run).\n"
     )
     assert not (tmp_path / "busy" / "netcalc.db").exists()
 

@@ -58,7 +58,7 @@ def _refusal(url: str, error: OSError) -> str:
     if error.errno == errno.EADDRINUSE:
         return (
             f"Cannot listen on {url}: another program is using that port. "
-            "Stop it, or choose another port with --port."
+            "Stop it, or choose another port with --port (PORT=N for make run)."
         )
     if error.errno == errno.EACCES:
         return (
