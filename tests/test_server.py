@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -595,6 +596,40 @@ def test_operations_endpoints(server: ServerProcess) -> None:
         in (metrics)
     )
     assert "netcalc_token_request_seconds_bucket" in metrics
+
+
+def token_requests_counted(metrics: str) -> float:
+    """The OK token requests a scrape of /metrics reports."""
+    line = 'netcalc_token_requests_total{endpoint="/api/auth/token",status="OK"} '
+    found = [row for row in metrics.splitlines() if row.startswith(line)]
+    return float(found[0].removeprefix(line)) if found else 0.0
+
+
+def test_every_scrape_counts_every_workers_requests(tmp_path: Path) -> None:
+    """With two workers behind one port, each scrape, whichever worker takes
+    it, reports the token requests both workers answered.
+
+    The requests and the scrapes each come on a connection of their own, 16
+    at a time, so the workers share them; a worker that reported only its
+    own requests would fail most scrapes.
+    """
+    server = ServerProcess(tmp_path / "two", workers=2)
+    server.start()
+    try:
+        issued = create_credentials(server, "workers@example.com")
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda _: get_token(server, issued), range(64)))
+            deadline = time.monotonic() + 15
+            first = 0.0
+            while first != 64 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                first = token_requests_counted(httpx.get(server.url + "/metrics").text)
+            scrapes = pool.map(lambda _: httpx.get(server.url + "/metrics"), range(32))
+            counted = [token_requests_counted(scrape.text) for scrape in scrapes]
+    finally:
+        server.stop()
+    assert first == 64
+    assert counted == [64.0] * 32
 
 
 def test_issuer_follows_the_address_served_unless_set(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from netcalc.calculator import routes as calculator_routes
 from netcalc.db import Arrivals
 from netcalc.direct import DirectApp, query_value
 from netcalc.errors import UnexpectedError
+from netcalc.metrics import COLLECTOR, worker_files
 from netcalc.observe import configure_logging
 from netcalc.outages import log_background_failure, log_unhandled
 from netcalc.responses import error_body, install_error_handlers, ok
@@ -55,12 +56,17 @@ async def _lifespan(app: DirectApp) -> AsyncIterator[dict[str, Any]]:
     await runtime.revocations.start()
     runtime.usage.start()
     maintenance = asyncio.create_task(_maintain(runtime))
+    shared_metrics = COLLECTOR.files = worker_files()
+    if shared_metrics is not None:
+        shared_metrics.start()
     try:
         # The state reaches the server's protocol, which counts arrivals.
         yield {Arrivals.ASGI_STATE: runtime.arrivals}
     finally:
         maintenance.cancel()
         await asyncio.gather(maintenance, return_exceptions=True)
+        if shared_metrics is not None:
+            await shared_metrics.stop()
         await runtime.usage.stop()
         await runtime.revocations.stop()
         await runtime.throttle.close()

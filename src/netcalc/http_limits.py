@@ -36,7 +36,6 @@ import http
 from dataclasses import dataclass
 from typing import Any, cast
 
-from prometheus_client import Counter
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -52,18 +51,12 @@ from netcalc.errors import (
     UriTooLong,
 )
 from netcalc.http_head import CheckedHeadsCycle
+from netcalc.metrics import TALLIES
 from netcalc.responses import error_body
 from netcalc.security_headers import HEADERS as SECURITY_HEADERS
 from netcalc.settings import Settings, load_settings
 
 __all__ = ["ConnectionLimits", "GatheredWrites", "LimitedHttpProtocol"]
-
-REFUSED = Counter(
-    "netcalc_connections_refused_total",
-    "Requests refused or connections closed by a connection bound, by reason: "
-    "head_too_large, timeout, idle, busy or pipeline.",
-    ["reason"],
-)
 
 FIELD_OVERHEAD = 4
 """Bytes of ': ' and CRLF around each header field, counted to the limit."""
@@ -195,7 +188,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.transport = GatheredWrites(transport, self.loop)  # type: ignore[assignment]
         if len(self.connections) > self.limits.max_connections:
-            REFUSED.labels("busy").inc()
+            TALLIES.refusal("busy")
             self.app = Refusal(ServerBusy())
         self._arm_deadline()
 
@@ -253,7 +246,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         # can carry thousands of them. Raising here stops the parser, and
         # the connection is answered 400 and closed.
         if len(self.pipeline) >= PIPELINE_DEPTH:
-            REFUSED.labels("pipeline").inc()
+            TALLIES.refusal("pipeline")
             raise RuntimeError(f"More than {PIPELINE_DEPTH} requests pipelined.")
         super().on_message_begin()
         self._in_message = True
@@ -290,7 +283,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         §5.3). One pass over the fields, since every request takes it."""
         limit = self.limits.header_limit
         if len(self.url) > limit:
-            REFUSED.labels("head_too_large").inc()
+            TALLIES.refusal("head_too_large")
             return UriTooLong()
         size = len(self.url)
         hosts = authorizations = 0
@@ -301,7 +294,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             elif name == b"authorization":
                 authorizations += 1
         if size > limit:
-            REFUSED.labels("head_too_large").inc()
+            TALLIES.refusal("head_too_large")
             return HeadersTooLarge()
         # HTTP/1.0 has no Host field to require.
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
@@ -315,7 +308,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         too_long = len(self.url) > self.limits.header_limit
         error = UriTooLong() if too_long else HeadersTooLarge()
-        REFUSED.labels("head_too_large").inc()
+        TALLIES.refusal("head_too_large")
         self._close_with(error)
 
     def _arm_deadline(self) -> None:
@@ -335,10 +328,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         if not self._in_message:
             # Opened and never used: nobody is waiting for an answer.
-            REFUSED.labels("idle").inc()
+            TALLIES.refusal("idle")
             self.transport.close()
             return
-        REFUSED.labels("timeout").inc()
+        TALLIES.refusal("timeout")
         self._close_with(RequestTimeout())
 
     def _close_with(self, error: NetcalcError) -> None:

@@ -7,26 +7,13 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from functools import cache
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
 
 import structlog
-from prometheus_client import Counter, Histogram
 
 from netcalc.auth.client_secrets import is_client_id
-
-TOKEN_REQUESTS = Counter(
-    "netcalc_token_requests_total",
-    "Token requests answered, by endpoint and contract status.",
-    ["endpoint", "status"],
-)
-TOKEN_LATENCY = Histogram(
-    "netcalc_token_request_seconds",
-    "Time to answer a token request.",
-    ["endpoint"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-)
+from netcalc.metrics import TALLIES
 
 TOKEN_EVENT = "token_request"
 """The `event` of the line each token request writes."""
@@ -115,8 +102,7 @@ def observe_token_request(
     *, endpoint: str, client_id: str | None, status: str, seconds: float, address: str
 ) -> None:
     """Count and log one answered token request; never the secret or token."""
-    _count(endpoint, status).inc()
-    _latency(endpoint).observe(seconds)
+    TALLIES.token_request(endpoint, status, seconds)
     fields: dict[str, Any] = {
         "endpoint": endpoint,
         "client_id": _loggable_id(client_id),
@@ -128,18 +114,6 @@ def observe_token_request(
         _direct_lines.write(**fields)
     else:
         token_log.info(TOKEN_EVENT, **fields)
-
-
-@cache
-def _count(endpoint: str, status: str) -> Counter:
-    # Looking a labelled child up costs more than counting with it; the
-    # endpoints and statuses are a small fixed set, so each is kept.
-    return TOKEN_REQUESTS.labels(endpoint, status)
-
-
-@cache
-def _latency(endpoint: str) -> Histogram:
-    return TOKEN_LATENCY.labels(endpoint)
 
 
 def _loggable_id(client_id: str | None) -> str | None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
+import tempfile
 
 import uvicorn
 
 from netcalc.http_limits import LimitedHttpProtocol
+from netcalc.metrics import FOLDER_VARIABLE
 from netcalc.settings import Settings
 
 
@@ -71,6 +74,19 @@ def _refusal(url: str, error: OSError) -> str:
 
 def serve_app(settings: Settings, host: str, port: int, workers: int) -> None:
     """Serve netcalc until stopped, each worker building its own app."""
+    if workers == 1:
+        _run(settings, host, port, workers)
+        return
+    # The workers inherit the environment: each leaves its metrics there.
+    with tempfile.TemporaryDirectory(prefix="netcalc-metrics-") as folder:
+        os.environ[FOLDER_VARIABLE] = folder
+        try:
+            _run(settings, host, port, workers)
+        finally:
+            del os.environ[FOLDER_VARIABLE]
+
+
+def _run(settings: Settings, host: str, port: int, workers: int) -> None:
     proxies = settings.forwarded_allow_ips
     uvicorn.run(
         "netcalc.app:create_app",

@@ -1,0 +1,115 @@
+"""Metrics counted in memory, rendered as prometheus_client renders its own,
+and added up across the workers of one server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from netcalc.metrics import LATENCY_BUCKETS, Tallies, TalliesCollector, WorkerFiles
+
+TOKEN = "/api/auth/token"
+OAUTH = "/oauth2/token"
+
+# Below, on and past the bounds, since a bucket holds what equals its bound.
+REQUESTS = [
+    (TOKEN, "OK", 0.0004),
+    (TOKEN, "OK", 0.001),
+    (TOKEN, "OK", 0.0025),
+    (TOKEN, "INVALID_CREDENTIALS", 0.0031),
+    (OAUTH, "OK", 0.7),
+    (OAUTH, "invalid_client", 3.5),
+    (TOKEN, "OK", 0.0),
+]
+
+
+def samples(exposition: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """Every sample of a scrape, but the library's `_created` stamps."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items())), sample.value)
+        for family in text_string_to_metric_families(exposition.decode())
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+def tallied(tallies: Tallies, files: WorkerFiles | None = None) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(TalliesCollector(tallies, files))
+    return generate_latest(registry)
+
+
+def test_tallies_render_as_prometheus_clients_own_metrics() -> None:
+    """The same requests give the same samples as the library's Counter and
+    Histogram with the same names, labels and buckets."""
+    registry = CollectorRegistry()
+    requests = Counter(
+        "netcalc_token_requests", "", ["endpoint", "status"], registry=registry
+    )
+    latency = Histogram(
+        "netcalc_token_request_seconds",
+        "",
+        ["endpoint"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    refused = Counter("netcalc_connections_refused", "", ["reason"], registry=registry)
+    tallies = Tallies()
+    for endpoint, status, seconds in REQUESTS:
+        requests.labels(endpoint, status).inc()
+        latency.labels(endpoint).observe(seconds)
+        tallies.token_request(endpoint, status, seconds)
+    for reason in ("idle", "busy", "idle"):
+        refused.labels(reason).inc()
+        tallies.refusal(reason)
+
+    assert samples(tallied(tallies)) == samples(generate_latest(registry))
+
+
+def test_a_scrape_adds_up_every_workers_counts(tmp_path: Path) -> None:
+    """Counts another worker left in the shared folder are added to this
+    worker's own, and this worker's own file is not counted twice."""
+    other = Tallies()
+    other.token_request(TOKEN, "OK", 0.002)
+    other.token_request(TOKEN, "OK", 0.02)
+    other.refusal("busy")
+    (tmp_path / "4242.json").write_text(json.dumps(other.as_json()))
+    mine = Tallies()
+    mine.token_request(TOKEN, "OK", 0.002)
+    mine.token_request(OAUTH, "OK", 0.002)
+    files = WorkerFiles(tmp_path, mine)
+    files.write()
+
+    scraped = samples(tallied(mine, files))
+
+    labels = (("endpoint", TOKEN), ("status", "OK"))
+    assert ("netcalc_token_requests_total", labels, 3.0) in scraped
+    oauth = (("endpoint", OAUTH), ("status", "OK"))
+    assert ("netcalc_token_requests_total", oauth, 1.0) in scraped
+    at_most_5ms = (("endpoint", TOKEN), ("le", "0.005"))
+    assert ("netcalc_token_request_seconds_bucket", at_most_5ms, 2.0) in scraped
+    busy = (("reason", "busy"),)
+    assert ("netcalc_connections_refused_total", busy, 1.0) in scraped
+
+
+def test_a_worker_writes_its_file_only_when_its_counts_changed(
+    tmp_path: Path,
+) -> None:
+    """An idle worker leaves its file alone; a new count replaces it whole."""
+    tallies = Tallies()
+    files = WorkerFiles(tmp_path, tallies)
+    files.write()
+    (written,) = tmp_path.iterdir()
+    written.unlink()
+
+    files.write()
+    assert list(tmp_path.iterdir()) == []
+
+    tallies.token_request(TOKEN, "OK", 0.002)
+    files.write()
+    assert [path.suffix for path in tmp_path.iterdir()] == [".json"]
+    counts = json.loads(written.read_text())
+    assert counts["token_requests"] == [[TOKEN, "OK", 1]]
