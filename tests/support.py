@@ -44,7 +44,7 @@ class Console:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.hash_key = secret_hash_key(settings)
+        self.hash_key = secret_hash_key(settings.server_secret())
 
     def _run(self, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         async def run() -> T:

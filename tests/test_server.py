@@ -347,6 +347,73 @@ def test_another_server_secret_is_named_in_one_sentence(tmp_path: Path) -> None:
     assert len(refused.stderr.splitlines()) == 1
 
 
+ANOTHER_SECRET = "another-server-secret-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("credentials", "create", "--account", "keys@example.com"),
+        ("credentials", "rotate", "CLIENT_ID"),
+        ("keys", "rotate"),
+    ],
+    ids=["credentials-create", "credentials-rotate", "keys-rotate"],
+)
+def test_commands_refuse_a_secret_that_does_not_open_the_keys(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """A command that hashes a client secret or seals a key, given another
+    server secret than the servers', refuses and changes nothing: what it
+    made would never work on them."""
+    served = ServerProcess(tmp_path / "d")
+    served.start()
+    served.stop()
+    issued = create_credentials(served, "keys@example.com")
+    server = ServerProcess(tmp_path / "d", NETCALC_SECRET_KEY=ANOTHER_SECRET)
+    before = server.cli("credentials", "list", "--account", "keys@example.com")
+    keys_before = server.cli("audit", "--json").stdout.count("keys.rotated")
+
+    argv = [issued["client_id"] if arg == "CLIENT_ID" else arg for arg in command]
+    refused = server.cli(*argv)
+
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "Error: The server secret does not open the signing keys stored in "
+        "this database"
+    )
+    assert refused.stdout == ""
+    after = server.cli("credentials", "list", "--account", "keys@example.com")
+    assert after.stdout == before.stdout
+    assert server.cli("audit", "--json").stdout.count("keys.rotated") == keys_before
+    served.start()
+    try:
+        get_token(served, issued)
+    finally:
+        served.stop()
+
+
+def test_a_missing_secret_is_not_made_anew_for_existing_keys(tmp_path: Path) -> None:
+    """With the secret file gone but keys in the database, a command says
+    which secret it needs and writes no new one."""
+    server = ServerProcess(tmp_path / "d")
+    server.start()
+    server.stop()
+    create_credentials(server, "gone@example.com")
+    key_file = tmp_path / "d" / "secret.key"
+    key_file.unlink()
+
+    refused = server.cli("credentials", "create", "--account", "gone@example.com")
+
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "Error: This database's signing keys were sealed with a server secret, "
+        "and none is set: set NETCALC_SECRET_KEY (or put it in the file "
+        f"NETCALC_SECRET_KEY_FILE names, now '{key_file}') to the secret the "
+        "servers use.\n"
+    )
+    assert not key_file.exists()
+
+
 def test_cli_does_not_make_a_database_it_was_not_asked_to(tmp_path: Path) -> None:
     """A command reading a database that is not there says so and creates
     nothing, since the setting is likelier mistyped than new."""

@@ -25,7 +25,7 @@ from netcalc.auth.keys import KEY_SET_MAX_AGE, KeySealer, rotate_keys
 from netcalc.db import create_engine, sqlite_file
 from netcalc.errors import NetcalcError
 from netcalc.migrate import upgrade
-from netcalc.runtime import secret_hash_key
+from netcalc.runtime import proven_server_secret, secret_hash_key
 from netcalc.serving import cannot_listen, is_every_interface, serve_app, served_url
 from netcalc.settings import Settings, load_settings
 
@@ -186,7 +186,8 @@ def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
 
 async def _prepare(settings: Settings, engine: AsyncEngine) -> None:
     # Made here, once, so that workers starting together find one key.
-    keys = KeyRing(engine, KeySealer(settings.server_secret()), settings.signing_alg)
+    sealer = KeySealer(await proven_server_secret(settings, engine))
+    keys = KeyRing(engine, sealer, settings.signing_alg)
     await keys.start()
     alg = settings.signing_alg
     if keys.next_alg != alg:
@@ -285,7 +286,7 @@ def credentials_create(
         account_id = await service.account_id_for(engine, account)
         return await service.create_credentials(
             engine,
-            secret_hash_key(settings),
+            secret_hash_key(await proven_server_secret(settings, engine)),
             account_id,
             name=name,
             scopes=tuple(scope or ()),
@@ -380,7 +381,7 @@ def credentials_rotate(
     async def rotate(settings: Settings, engine: AsyncEngine) -> service.IssuedSecret:
         return await service.rotate_credentials(
             engine,
-            secret_hash_key(settings),
+            secret_hash_key(await proven_server_secret(settings, engine)),
             client_id,
             grace=settings.rotation_grace if grace is None else grace,
         )
@@ -439,7 +440,7 @@ async def _rotate_keys(
     settings: Settings, engine: AsyncEngine, *, now: bool, withdraw: bool = False
 ) -> tuple[str, int]:
     """A new key of the configured algorithm, and the seconds until it signs."""
-    sealer = KeySealer(settings.server_secret())
+    sealer = KeySealer(await proven_server_secret(settings, engine))
     refresh = 2 * math.ceil(settings.key_refresh_seconds)
     # Servers sign with the old key until their next key refresh after
     # the switch, so its tokens may outlive it by that much more.
@@ -520,7 +521,7 @@ def demo(
         account_id = await service.create_account(engine, DEMO_EMAIL, password)
         return await service.create_credentials(
             engine,
-            secret_hash_key(settings),
+            secret_hash_key(await proven_server_secret(settings, engine)),
             account_id,
             name="demo",
             max_ttl=settings.token_ttl_max,

@@ -14,13 +14,14 @@ from netcalc.auth.counts import LocalCounts, SharedCounts
 from netcalc.auth.derive import derive_key
 from netcalc.auth.grant import ClientCredentialsGrant
 from netcalc.auth.keyring import KeyRing
-from netcalc.auth.keys import KeySealer
+from netcalc.auth.keys import KeySealer, any_key_published, load_keys
 from netcalc.auth.revocations import Revocations, feed_for
 from netcalc.auth.store import find_client
 from netcalc.auth.throttle import FailureThrottle, SharedFailures
 from netcalc.auth.tokens import TokenPolicy
 from netcalc.auth.usage import UsageRecorder
 from netcalc.db import Arrivals, Reads, create_engine, reads_for
+from netcalc.errors import UsageError
 from netcalc.settings import Settings
 
 SECRET_HASH_PURPOSE = "netcalc client secret hash"
@@ -102,9 +103,33 @@ class Runtime:
         )
 
 
-def secret_hash_key(settings: Settings) -> bytes:
+def secret_hash_key(server_secret: bytes) -> bytes:
     """The key client secrets are hashed with, for code outside a Runtime."""
-    return derive_key(settings.server_secret(), SECRET_HASH_PURPOSE)
+    return derive_key(server_secret, SECRET_HASH_PURPOSE)
+
+
+async def proven_server_secret(settings: Settings, engine: AsyncEngine) -> bytes:
+    """The server secret, once it opens every signing key servers publish.
+
+    A command run with another secret than the servers' would hash client
+    secrets that never work, or seal a key no server can open. Before the
+    database holds any key, whatever secret is set is the first.
+
+    Raises:
+        UsageError: no secret is set though the keys need one, or it is
+            not the secret that sealed them.
+    """
+    unset = settings.secret_key is None and not settings.secret_key_file.exists()
+    if unset and await any_key_published(engine):
+        raise UsageError(
+            "This database's signing keys were sealed with a server secret, "
+            "and none is set: set NETCALC_SECRET_KEY (or put it in the file "
+            f"NETCALC_SECRET_KEY_FILE names, now '{settings.secret_key_file}') "
+            "to the secret the servers use."
+        )
+    secret = settings.server_secret()
+    await load_keys(engine, KeySealer(secret))
+    return secret
 
 
 def runtime_of(request: Request) -> Runtime:

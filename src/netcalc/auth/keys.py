@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netcalc.audit import CLI_ACTOR, record
@@ -211,21 +211,30 @@ async def rotate_keys(
     return kid
 
 
-async def load_keys(engine: AsyncEngine, sealer: KeySealer) -> list[SigningKey]:
+def _published() -> Select[Any]:
     """Every key still published, newest first."""
-    now = utcnow()
-    query = (
+    return (
         select(signing_keys)
         .where(
             or_(
                 signing_keys.c.published_until.is_(None),
-                signing_keys.c.published_until > now,
+                signing_keys.c.published_until > utcnow(),
             )
         )
         .order_by(signing_keys.c.created_at.desc())
     )
+
+
+async def any_key_published(engine: AsyncEngine) -> bool:
+    """Whether the database holds a key that servers still publish."""
     async with engine.connect() as connection:
-        rows = (await connection.execute(query)).mappings().all()
+        return (await connection.execute(_published().limit(1))).first() is not None
+
+
+async def load_keys(engine: AsyncEngine, sealer: KeySealer) -> list[SigningKey]:
+    """Every key still published, newest first."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(_published())).mappings().all()
     return [
         SigningKey(
             kid=row["kid"],
