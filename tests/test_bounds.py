@@ -454,3 +454,33 @@ def test_a_head_a_proxy_could_read_otherwise_is_refused(
     if message is not None:
         body = json.loads(rest.partition(b"\r\n\r\n")[2])
         assert body == {"status": "INVALID_REQUEST", "message": message}
+
+
+def chunked(target: bytes, body: bytes, *, head: bytes, trailer: bytes) -> bytes:
+    """A chunked POST of `body`, one field in its head and one as a trailer."""
+    fields = (head, b"Transfer-Encoding: chunked")
+    chunk = b"%x\r\n%s\r\n" % (len(body), body)
+    return request(b"POST", target, *fields) + chunk + b"0\r\n" + trailer + b"\r\n\r\n"
+
+
+def test_trailer_fields_are_not_read_as_headers(bounded: ServerProcess) -> None:
+    """RFC 9110 §6.5.1: a field sent as a trailer, after the head a proxy
+    checked, is not taken as a request header."""
+    subnet = b'{"network_address":"10.1.2.3","subnet_bits":24,"name":"x"}'
+    bearer_after = chunked(
+        b"/api/account/subnets",
+        subnet,
+        head=b"Content-Type: application/json",
+        trailer=b"Authorization: Bearer e30.e30.c2ln",
+    )
+    reply = exchange(bounded, bearer_after)
+    assert answer(reply) == (401, "INVALID_REQUEST")
+    assert b'www-authenticate: bearer realm="netcalc"' in reply.lower()
+
+    media_type_after = chunked(
+        b"/api/auth/token",
+        b"{}",
+        head=b"Accept: application/json",
+        trailer=b"Content-Type: application/json",
+    )
+    assert answer(exchange(bounded, media_type_after)) == (400, "MISSING_HEADER")

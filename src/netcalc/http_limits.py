@@ -18,6 +18,7 @@ these bounds in the parser itself, with no per-request middleware:
 - an HTTP/1.1 request without exactly one Host field, or any request with
   more than one Authorization field, is answered 400 and the connection
   closed: a proxy in front of netcalc might have read it another way.
+- the trailer fields of a chunked body are dropped, never read as headers.
 
 The answers are the contract's JSON error bodies from `netcalc.responses`,
 with `Connection: close`. Idle keep-alive connections are uvicorn's own
@@ -250,6 +251,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             raise RuntimeError(f"More than {PIPELINE_DEPTH} requests pipelined.")
         super().on_message_begin()
         self._in_message = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # httptools reports a chunked body's trailer fields here too, and
+        # uvicorn would add them to the headers the request already holds,
+        # past the checks of the head: an Authorization or Host no proxy
+        # saw. RFC 9110 §6.5.1: trailers are never merged into the header
+        # section, so they are dropped.
+        if self._awaiting_head:
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
