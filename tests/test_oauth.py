@@ -420,6 +420,21 @@ def test_revoking_a_foreign_token_does_nothing(server: ServerProcess) -> None:
     assert subnets_status(server, token) == 200
 
 
+def test_a_client_may_not_revoke_another_clients_token(server: ServerProcess) -> None:
+    """RFC 7009 §2.1: a token issued to other credentials of the same
+    account is refused with unauthorized_client, and stays valid."""
+    owner = credentials(server)
+    sibling = credentials(server, email=owner["email"])
+    token = access_token(server, owner)
+    response = httpx.post(
+        server.url + "/oauth2/revoke",
+        data={"token": token},
+        auth=(sibling["client_id"], sibling["client_secret"]),
+    )
+    assert _error(response) == (400, "unauthorized_client")
+    assert subnets_status(server, token) == 200
+
+
 class ExampleService:
     """The example resource server under uvicorn, guarded by the kit."""
 

@@ -144,34 +144,39 @@ def _introspection(access: AccessToken) -> dict[str, Any]:
 @router.post("/oauth2/revoke", openapi_extra=TOKEN_PARAMETER)
 @_rfc6749_answers
 async def revoke(request: Request) -> Response:
-    """RFC 7009: revoke one access token of the caller's account.
+    """RFC 7009: revoke one access token issued to the calling client.
 
-    Unknown, expired and foreign tokens get the same empty 200 (§2.2), so
-    the answer tells nothing about tokens the caller does not own.
+    Unknown, expired and other accounts' tokens get the same empty 200
+    (§2.2), so the answer tells nothing about tokens of other accounts. A
+    token of the caller's own account issued to other credentials is
+    refused (§2.1): a client revokes only its own tokens.
     """
     runtime = runtime_of(request)
     caller, token_value = await _caller_and_token(request)
     access = await _verified(runtime, token_value)
-    if access is not None and access.account_id == caller.account_id:
-        expires = datetime.fromtimestamp(access.expires_at, UTC)
-        revoked = await revoke_token(
-            runtime.engine, access.jti, access.client_id, expires
+    if access is None or access.account_id != caller.account_id:
+        return Response(status_code=200, headers=NO_STORE)
+    if access.client_id != caller.client_id:
+        raise InvalidGrant(
+            "This token was issued to other credentials; only they may revoke it."
         )
-        # Told here even when a request at once recorded it first: this
-        # answer must not come before the revocation holds on this instance.
-        runtime.revocations.announce(token_revoked(access.jti))
-        # Recorded by the request that revoked it, and last, so that a
-        # failure to record does not hold the revocation back.
-        if revoked:
-            await record(
-                runtime.engine,
-                "token.revoked",
-                actor=f"oauth:{caller.client_id}",
-                account_id=caller.account_id,
-                subject=access.jti,
-                address=client_address(request),
-                details={"client_id": access.client_id},
-            )
+    expires = datetime.fromtimestamp(access.expires_at, UTC)
+    revoked = await revoke_token(runtime.engine, access.jti, access.client_id, expires)
+    # Told here even when a request at once recorded it first: this
+    # answer must not come before the revocation holds on this instance.
+    runtime.revocations.announce(token_revoked(access.jti))
+    # Recorded by the request that revoked it, and last, so that a
+    # failure to record does not hold the revocation back.
+    if revoked:
+        await record(
+            runtime.engine,
+            "token.revoked",
+            actor=f"oauth:{caller.client_id}",
+            account_id=caller.account_id,
+            subject=access.jti,
+            address=client_address(request),
+            details={"client_id": access.client_id},
+        )
     return Response(status_code=200, headers=NO_STORE)
 
 
