@@ -383,11 +383,14 @@ def test_other_accounts_id_looks_like_a_made_up_id(
     assert still_there.json() == {"status": "OK", "subnets": [mine]}
 
 
+@pytest.mark.parametrize(
+    "name", ["   ", "\u200b\u200b", "\ufeff", " \u2060 ", "\u115f\u3164"]
+)
 def test_blank_name_is_missing_values(
-    client: TestClient, alice: dict[str, str]
+    client: TestClient, alice: dict[str, str], name: str
 ) -> None:
-    """A name of only spaces counts as no name."""
-    subnet = {"network_address": "10.0.0.0", "subnet_bits": 8, "name": "   "}
+    """A name of only spaces or characters that draw nothing counts as no name."""
+    subnet = {"network_address": "10.0.0.0", "subnet_bits": 8, "name": name}
     response = client.post(SUBNETS, json=subnet, headers=alice)
     assert response.status_code == 400
     assert response.json()["status"] == "MISSING_VALUES"

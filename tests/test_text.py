@@ -82,3 +82,15 @@ def test_hidden_formatting_is_seen_through() -> None:
     assert without_formatting("ncs_AB\u00adCD\u200dEF\u2060") == "ncs_ABCDEF"
     assert not shows_anything("\u200d\u3000 ")
     assert shows_anything("\u200db")
+
+
+@pytest.mark.parametrize(
+    "blank",
+    ["\u200b\u200b", "\ufeff", "\u00ad", "\u2060", "\u115f", " \u3164 ", "\ufe0f"],
+    ids=["zero-width", "bom", "soft-hyphen", "word-joiner", "filler", "hangul", "vs16"],
+)
+def test_characters_that_draw_nothing_show_nothing(blank: str) -> None:
+    """Formatting, Hangul fillers and variation selectors alone draw nothing,
+    but beside a letter they are text."""
+    assert not shows_anything(blank)
+    assert shows_anything(blank + "x")

@@ -44,6 +44,23 @@ def without_formatting(text: str) -> str:
     return "".join(char for char in text if unicodedata.category(char) != "Cf")
 
 
+_BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+"""Characters that are not formatting (Cf) but that Unicode also lists as
+default ignorable, drawn as nothing: the combining grapheme joiner, the
+Hangul fillers, and two Khmer vowels kept only for compatibility."""
+
+
 def shows_anything(text: str) -> bool:
-    """True if some character of `text` is neither a space nor formatting."""
-    return any(not char.isspace() for char in without_formatting(text))
+    """True if some character of `text` is neither a space, formatting, a
+    variation selector nor a blank letter: whether it draws anything."""
+    return any(
+        not char.isspace()
+        and char not in _BLANK_LETTERS
+        and not _is_variation_selector(char)
+        for char in without_formatting(text)
+    )
+
+
+def _is_variation_selector(char: str) -> bool:
+    code = ord(char)
+    return 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF

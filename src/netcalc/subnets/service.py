@@ -17,7 +17,7 @@ from netcalc.errors import (
     NotFound,
 )
 from netcalc.subnets.tables import subnets
-from netcalc.text import is_printable
+from netcalc.text import is_printable, shows_anything
 
 NAME_LIMIT = 100
 """Longest subnet name kept, in characters."""
@@ -71,7 +71,9 @@ def new_subnet(fields: dict[str, Any]) -> dict[str, Any]:
     """Validate a subnet to save; the address is normalised to its network."""
     name = fields.get("name")
     if isinstance(name, str):
-        name = name.strip()
+        # A name that shows nothing, spaces or zero-width characters only,
+        # is no name.
+        name = name.strip() if shows_anything(name) else ""
     missing = [
         label
         for label, value in (
