@@ -110,6 +110,34 @@ def test_level_decides_whether_the_line_is_written(
         }
 
 
+@pytest.mark.usefixtures("restore_structlog")
+def test_warnings_and_errors_are_json_lines_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A standard library record, such as an outage's, is one JSON line with
+    its time, level and logger, and its traceback inside it."""
+    own_stderr = io.StringIO()
+    monkeypatch.setattr("sys.stderr", own_stderr)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    configure_logging("INFO")
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except OSError as error:
+        logging.getLogger("netcalc").error(
+            "POST %r failed", "/oauth2/token", exc_info=error
+        )
+
+    (line,) = own_stderr.getvalue().splitlines()
+    written = json.loads(line)
+    assert written["event"] == "POST '/oauth2/token' failed"
+    assert (written["logger"], written["level"]) == ("netcalc", "error")
+    assert ISO_UTC.fullmatch(written["timestamp"])
+    assert written["exception"].startswith("Traceback (most recent call last):")
+    assert "ConnectionRefusedError" in written["exception"]
+
+
 class CountingStream(io.StringIO):
     """A stream that counts the writes it receives."""
 

@@ -303,7 +303,9 @@ def test_an_outage_writes_about_one_line_a_second(stranded: Stranded) -> None:
     lines = [line for line in written if "/api/account/subnets" in line]
     assert all("the database or Redis cannot be reached" in line for line in lines)
     assert 2 <= len(lines) <= math.ceil(elapsed) + 1 < sent
-    assert re.search(r"; \d+ more such failures since the last line$", lines[-1])
+    last = json.loads(lines[-1])
+    assert re.search(r"; \d+ more such failures since the last line$", last["event"])
+    assert last["level"] == "error"
     assert "Traceback" not in "\n".join(written)
 
 

@@ -141,6 +141,27 @@ PROCESSORS: list[structlog.typing.Processor] = [
 """How structlog renders every line: a JSON object with time and level."""
 
 
+RECORDS = structlog.stdlib.ProcessorFormatter(
+    foreign_pre_chain=[
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.add_log_level,
+    ],
+    processors=[
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(serializer=_json_line),
+    ],
+)
+"""How the standard library's records are rendered, netcalc's warnings and
+errors and uvicorn's among them: JSON lines like structlog's, the logger
+named and any traceback in `exception`."""
+
+
+_OWN_HANDLER = "netcalc"
+"""The name of the handler netcalc adds when nobody else handles logging."""
+
+
 def configure_logging(level: str) -> None:
     """Send structured JSON lines to stderr, unless the host set up logging."""
     global _direct_lines
@@ -151,8 +172,14 @@ def configure_logging(level: str) -> None:
     # the lines are written to stderr directly.
     factory: Any = structlog.stdlib.LoggerFactory()
     _direct_lines = None
-    if not root.handlers:
-        logging.basicConfig(stream=sys.stderr, format="%(message)s", level=threshold)
+    # `serve` sets logging up before uvicorn, and each worker again.
+    if all(handler.get_name() == _OWN_HANDLER for handler in root.handlers):
+        if not root.handlers:
+            records = logging.StreamHandler(sys.stderr)
+            records.set_name(_OWN_HANDLER)
+            records.setFormatter(RECORDS)
+            root.addHandler(records)
+        root.setLevel(threshold)
         factory = structlog.WriteLoggerFactory(sys.stderr)
         if threshold <= logging.INFO:
             _direct_lines = TokenLines(sys.stderr)

@@ -13,6 +13,7 @@ import uvicorn
 
 from netcalc.http_limits import LimitedHttpProtocol
 from netcalc.metrics import FOLDER_VARIABLE
+from netcalc.observe import configure_logging
 from netcalc.settings import Settings
 
 
@@ -88,6 +89,9 @@ def serve_app(settings: Settings, host: str, port: int, workers: int) -> None:
 
 def _run(settings: Settings, host: str, port: int, workers: int) -> None:
     proxies = settings.forwarded_allow_ips
+    # uvicorn's own lines, such as a worker's death, are written as
+    # netcalc's are, as JSON, rather than through uvicorn's plain handlers.
+    configure_logging(settings.log_level)
     uvicorn.run(
         "netcalc.app:create_app",
         factory=True,
@@ -101,6 +105,7 @@ def _run(settings: Settings, host: str, port: int, workers: int) -> None:
         server_header=False,
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
+        log_config=None,
         log_level="warning",
         timeout_keep_alive=settings.keep_alive_seconds,
     )
