@@ -17,6 +17,8 @@ import typer
 from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.core import TyperCommand
+from typer.models import CommandFunctionType
 
 from netcalc.accounts import service
 from netcalc.audit import MAX_LIMIT, list_events
@@ -32,10 +34,56 @@ from netcalc.settings import Settings, load_settings
 T = TypeVar("T")
 
 
+class _PlainCommand(TyperCommand):
+    """A command whose help names each value as it is typed: `CLIENT_ID`,
+    where Typer writes `{CLIENT_ID}` in the usage line and `CLIENT_ID <str>`
+    under Arguments. Options name theirs with a `metavar`."""
+
+    # The context and formatter are click's, which Typer may carry a copy of.
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_value_name(param.metavar, param.name))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_value_name(param.metavar, param.name), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _value_name(metavar: str | None, name: str | None) -> str:
+    return metavar or (name or "").upper()
+
+
+class _Commands(typer.Typer):
+    """A command group whose commands print plain help (`_PlainCommand`)."""
+
+    def command(
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", _PlainCommand)
+        return super().command(*args, **kwargs)
+
+
 def _commands(help_text: str | None) -> typer.Typer:
     # Plain help: Typer's rich layout labels every flag with a type, "<bool>"
     # even for --help, which reads as if the flags took a value.
-    return typer.Typer(
+    return _Commands(
         help=help_text,
         no_args_is_help=True,
         rich_markup_mode=None,
@@ -55,6 +103,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Email = Annotated[str, typer.Argument(metavar="EMAIL", help="The account's email.")]
 ClientId = Annotated[
     str, typer.Argument(metavar="CLIENT_ID", help="The credentials' client id.")
+]
+OwningAccount = Annotated[
+    str, typer.Option("--account", metavar="EMAIL", help="The owning account's email.")
 ]
 
 
@@ -140,11 +191,15 @@ def _print_secret(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port to listen on.")
+        int, typer.Option(metavar="PORT", min=1, max=65535, help="Port to listen on.")
     ] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Worker processes.")
+    ] = 1,
 ) -> None:
     """Run the server, migrating the database first."""
     settings = _settings()
@@ -271,12 +326,17 @@ def accounts_enable(email: Email) -> None:
 
 @credentials_app.command("create")
 def credentials_create(
-    account: Annotated[str, typer.Option(help="Email of the owning account.")],
-    name: Annotated[str, typer.Option(help="A name to recognise them by.")] = "default",
+    account: OwningAccount,
+    name: Annotated[
+        str, typer.Option(metavar="NAME", help="A name to recognise them by.")
+    ] = "default",
     scope: Annotated[
-        list[str] | None, typer.Option(help="A scope they may use; repeatable.")
+        list[str] | None,
+        typer.Option(metavar="SCOPE", help="A scope they may use; repeatable."),
     ] = None,
-    ttl: Annotated[int | None, typer.Option(help="Token lifetime, seconds.")] = None,
+    ttl: Annotated[
+        int | None, typer.Option(metavar="SECONDS", help="Token lifetime, seconds.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate client credentials and print the secret, once."""
@@ -298,7 +358,7 @@ def credentials_create(
 
 @credentials_app.command("list")
 def credentials_list(
-    account: Annotated[str, typer.Option(help="Email of the owning account.")],
+    account: OwningAccount,
     as_json: JsonFlag = False,
 ) -> None:
     """List an account's credentials; secrets are never shown."""
@@ -371,7 +431,10 @@ def credentials_rotate(
     client_id: ClientId,
     grace: Annotated[
         int | None,
-        typer.Option(help="Seconds the old secret keeps working (default 24 h)."),
+        typer.Option(
+            metavar="SECONDS",
+            help="Seconds the old secret keeps working (default 24 h).",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -459,10 +522,14 @@ async def _rotate_keys(
 @app.command()
 def audit(
     account: Annotated[
-        str | None, typer.Option(help="Only the events of this account (email).")
+        str | None,
+        typer.Option(metavar="EMAIL", help="Only the events of this account."),
     ] = None,
     limit: Annotated[
-        int, typer.Option(min=1, max=MAX_LIMIT, help="How many events to show.")
+        int,
+        typer.Option(
+            metavar="N", min=1, max=MAX_LIMIT, help="How many events to show."
+        ),
     ] = 100,
     as_json: JsonFlag = False,
 ) -> None:
@@ -506,7 +573,10 @@ def _invoked_as() -> str:
 @app.command()
 def demo(
     port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port shown in the curl line.")
+        int,
+        typer.Option(
+            metavar="PORT", min=1, max=65535, help="Port shown in the curl line."
+        ),
     ] = 8000,
 ) -> None:
     """Create a demo account and credentials, if there are no accounts yet."""
