@@ -1,14 +1,21 @@
-"""The `netcalc` command's own help, read in process."""
+"""The `netcalc` command run in process: its help, and what `migrate` says."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 
 import typer.main
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 from typer.testing import CliRunner
 
 from netcalc.cli import app
+from netcalc.db import create_engine, sqlite_file
+from tests.support import TEST_SECRET_KEY
 
 PLACEHOLDER = re.compile(r"\{[A-Z_]+\}|<[a-z][^>]*>")
 """Typer's own way of naming a value, `{CLIENT_ID}` or `<list[str]>`."""
@@ -45,3 +52,59 @@ def test_help_names_arguments_and_options_as_typed() -> None:
     create = help_of("credentials", "create")
     for option in ("--account EMAIL", "--scope SCOPE", "--ttl SECONDS"):
         assert f"  {option}  " in create
+
+
+def migrations(connection: Connection | None = None) -> Config:
+    """Alembic's configuration of netcalc's migrations, on `connection`."""
+    config = Config()
+    config.set_main_option("script_location", "netcalc:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+HEAD = ScriptDirectory.from_config(migrations()).get_current_head()
+"""The newest schema revision."""
+
+
+def migrate(database_url: str) -> str:
+    """What `netcalc migrate` prints for this database."""
+    env = {"NETCALC_DATABASE_URL": database_url, "NETCALC_SECRET_KEY": TEST_SECRET_KEY}
+    result = CliRunner().invoke(app, ["migrate"], env=env, prog_name="netcalc")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_migrate_says_it_created_the_schema(database_url: str) -> None:
+    """On an empty database `migrate` says it created the schema, naming
+    the SQLite file it made, and then that there is nothing left to do."""
+    path = sqlite_file(database_url)
+    assert migrate(database_url) == (
+        f"Created the database at {path}, schema revision {HEAD}.\n"
+        if path is not None
+        else f"Created the database schema (revision {HEAD}).\n"
+    )
+    assert migrate(database_url) == (
+        f"The database is up to date (schema revision {HEAD}).\n"
+    )
+
+
+def test_migrate_names_the_revisions_it_applied(database_url: str) -> None:
+    """On a database one migration behind, `migrate` says from which revision
+    to which it brought the schema."""
+    older = ScriptDirectory.from_config(migrations()).get_revision(HEAD).down_revision
+    assert isinstance(older, str)
+
+    async def migrate_to_older() -> None:
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(
+                    lambda sync: command.upgrade(migrations(sync), older)
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate_to_older())
+    assert migrate(database_url) == (
+        f"Migrated the database schema from revision {older} to {HEAD}.\n"
+    )

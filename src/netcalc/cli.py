@@ -26,7 +26,7 @@ from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KEY_SET_MAX_AGE, KeySealer, rotate_keys
 from netcalc.db import create_engine, sqlite_file
 from netcalc.errors import NetcalcError
-from netcalc.migrate import upgrade
+from netcalc.migrate import Migration, upgrade
 from netcalc.runtime import secret_hash_key
 from netcalc.serving import cannot_listen, is_every_interface, serve_app, served_url
 from netcalc.settings import Settings, load_settings
@@ -122,20 +122,25 @@ def _settings() -> Settings:
 
 
 def _with_database(
-    work: Callable[[Settings, AsyncEngine], Awaitable[T]], *, creates: bool = False
+    work: Callable[[Settings, AsyncEngine], Awaitable[T]],
+    *,
+    creates: bool = False,
+    upgrades: bool = True,
 ) -> T:
     """Run `work` on a migrated database, turning netcalc errors and a
     database that cannot be used into messages.
 
     Only a command that `creates` the database may start a new SQLite file:
     for any other, a missing file is a mistyped setting, not a fresh start.
+    Without `upgrades`, `work` migrates the database itself.
     """
     settings = _settings()
 
     async def run() -> T:
         engine = create_engine(settings.database_url)
         try:
-            await upgrade(engine)
+            if upgrades:
+                await upgrade(engine)
             return await work(settings, engine)
         finally:
             await engine.dispose()
@@ -264,16 +269,22 @@ def migrate() -> None:
         path = sqlite_file(_settings().database_url)
     except NetcalcError as error:
         _fail(error.message)
-    created = path is not None and not path.exists()
+    new_file = path is not None and not path.exists()
 
-    async def done(settings: Settings, engine: AsyncEngine) -> None:
+    async def run(settings: Settings, engine: AsyncEngine) -> Migration:
+        return await upgrade(engine)
+
+    done = _with_database(run, creates=True, upgrades=False)
+    if done.created and new_file:
+        typer.echo(f"Created the database at {path}, schema revision {done.after}.")
+    elif done.created:
+        typer.echo(f"Created the database schema (revision {done.after}).")
+    elif done.changed:
         typer.echo(
-            f"Created the database at {path}."
-            if created
-            else "The database is up to date."
+            f"Migrated the database schema from revision {done.before} to {done.after}."
         )
-
-    _with_database(done, creates=True)
+    else:
+        typer.echo(f"The database is up to date (schema revision {done.after}).")
 
 
 @accounts_app.command("create")
