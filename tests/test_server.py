@@ -17,8 +17,10 @@ import httpx
 import jwt
 import pytest
 
+from netcalc.accounts import service
+from netcalc.accounts.passwords import verify_password
 from netcalc.cli import issuer_served_at
-from tests.support import PASSWORD, ServerProcess
+from tests.support import PASSWORD, Console, ServerProcess, make_settings
 from tests.test_console import CSRF
 
 pytestmark = pytest.mark.server
@@ -419,6 +421,81 @@ def test_password_on_stdin_that_is_not_text_is_refused(tmp_path: Path) -> None:
     assert made.returncode == 1
     assert b"not UTF-8" in made.stderr
     assert b"Traceback" not in made.stderr
+
+
+NEW_PASSWORD = "a new and longer one"
+
+
+def test_cli_sets_a_new_password(tmp_path: Path) -> None:
+    """`accounts password` reads a password from stdin under the rules of
+    `accounts create`, and from then on only the new password is right."""
+    process = ServerProcess(tmp_path / "password")
+    assert process.cli("migrate").returncode == 0
+    for email in ("reset@example.com", "other@example.com"):
+        made = process.cli(
+            "accounts", "create", email, "--password-stdin", stdin=PASSWORD
+        )
+        assert made.returncode == 0, made.stderr
+
+    too_short = process.cli(
+        "accounts",
+        "password",
+        "reset@example.com",
+        "--password-stdin",
+        stdin="too short",
+    )
+    created_too_short = process.cli(
+        "accounts", "create", "x@example.com", "--password-stdin", stdin="too short"
+    )
+    assert (too_short.returncode, too_short.stderr) == (
+        created_too_short.returncode,
+        created_too_short.stderr,
+    )
+    assert too_short.stderr == "Error: A password needs at least 10 characters.\n"
+
+    changed = process.cli(
+        "accounts",
+        "password",
+        "Reset@Example.com",
+        "--password-stdin",
+        stdin=NEW_PASSWORD + "\n",
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout == (
+        "Set a new password for reset@example.com; every console session of the "
+        "account has ended.\n"
+    )
+    assert NEW_PASSWORD not in changed.stdout + changed.stderr
+    database = Console(make_settings(process.folder))
+    stored = {
+        email: database.run(lambda e, email=email: service.find_account(e, email))
+        for email in ("reset@example.com", "other@example.com")
+    }
+    reset, other = (account["password_hash"] for account in stored.values())
+    assert verify_password(reset, NEW_PASSWORD)
+    assert not verify_password(reset, PASSWORD)
+    assert verify_password(other, PASSWORD)
+
+
+def test_cli_password_for_an_unknown_email_fails_as_other_commands_do(
+    tmp_path: Path,
+) -> None:
+    """`accounts password` for an email no account has gives the error and
+    exit code `credentials list` gives for it."""
+    process = ServerProcess(tmp_path / "unknown")
+    assert process.cli("migrate").returncode == 0
+    listed = process.cli("credentials", "list", "--account", "nobody@example.com")
+    refused = process.cli(
+        "accounts",
+        "password",
+        "nobody@example.com",
+        "--password-stdin",
+        stdin=NEW_PASSWORD,
+    )
+    assert (refused.returncode, refused.stderr) == (1, listed.stderr)
+    assert refused.stderr.startswith(
+        "Error: No account has the email 'nobody@example.com'"
+    )
 
 
 def test_revocation_through_cli_bites_at_once(server: ServerProcess) -> None:

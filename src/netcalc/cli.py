@@ -104,6 +104,9 @@ Email = Annotated[str, typer.Argument(metavar="EMAIL", help="The account's email
 ClientId = Annotated[
     str, typer.Argument(metavar="CLIENT_ID", help="The credentials' client id.")
 ]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+]
 OwningAccount = Annotated[
     str, typer.Option("--account", metavar="EMAIL", help="The owning account's email.")
 ]
@@ -288,26 +291,45 @@ def migrate() -> None:
 
 
 @accounts_app.command("create")
-def accounts_create(
-    email: Email,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
-) -> None:
+def accounts_create(email: Email, password_stdin: PasswordStdin = False) -> None:
     """Create an account."""
-    if password_stdin:
-        try:
-            password = sys.stdin.readline().rstrip("\r\n")
-        except UnicodeDecodeError:
-            _fail("The password on stdin is not UTF-8 text.")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
 
     async def create(settings: Settings, engine: AsyncEngine) -> str:
         return await service.create_account(engine, email, password)
 
     account_id = _with_database(create)
     typer.echo(f"Created account {account_id} for {service.email_key(email)}.")
+
+
+@accounts_app.command("password")
+def accounts_password(email: Email, password_stdin: PasswordStdin = False) -> None:
+    """Set a new password for an account, ending its console sessions."""
+
+    async def change(settings: Settings, engine: AsyncEngine) -> None:
+        account_id = await service.account_id_for(engine, email)
+        # Asked for once the account is known, so a mistyped email is not
+        # found out only after the password has been typed twice.
+        password = _read_password(password_stdin)
+        await service.set_password(engine, account_id, password)
+
+    _with_database(change)
+    typer.echo(
+        f"Set a new password for {service.email_key(email)}; "
+        "every console session of the account has ended."
+    )
+
+
+def _read_password(from_stdin: bool) -> str:
+    """A password from the first line of stdin, or typed twice at a prompt
+    that does not show it."""
+    if not from_stdin:
+        typed: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return typed
+    try:
+        return sys.stdin.readline().rstrip("\r\n")
+    except UnicodeDecodeError:
+        _fail("The password on stdin is not UTF-8 text.")
 
 
 def _set_disabled(email: str, disabled: bool) -> None:
