@@ -1,8 +1,10 @@
-"""The `netcalc` command run in process: its help, and what `migrate` says."""
+"""The `netcalc` command run in process: its help, `migrate` and
+`accounts list`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 
@@ -13,9 +15,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from typer.testing import CliRunner
 
+from netcalc.accounts import service
 from netcalc.cli import app
 from netcalc.db import create_engine, sqlite_file
-from tests.support import TEST_SECRET_KEY
+from netcalc.settings import Settings
+from tests.support import TEST_SECRET_KEY, Console
 
 PLACEHOLDER = re.compile(r"\{[A-Z_]+\}|<[a-z][^>]*>")
 """Typer's own way of naming a value, `{CLIENT_ID}` or `<list[str]>`."""
@@ -66,12 +70,17 @@ HEAD = ScriptDirectory.from_config(migrations()).get_current_head()
 """The newest schema revision."""
 
 
+def netcalc(database_url: str, *args: str) -> str:
+    """What the command prints on stdout, run on this database."""
+    env = {"NETCALC_DATABASE_URL": database_url, "NETCALC_SECRET_KEY": TEST_SECRET_KEY}
+    result = CliRunner().invoke(app, args, env=env, prog_name="netcalc")
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def migrate(database_url: str) -> str:
     """What `netcalc migrate` prints for this database."""
-    env = {"NETCALC_DATABASE_URL": database_url, "NETCALC_SECRET_KEY": TEST_SECRET_KEY}
-    result = CliRunner().invoke(app, ["migrate"], env=env, prog_name="netcalc")
-    assert result.exit_code == 0, result.output
-    return result.output
+    return netcalc(database_url, "migrate")
 
 
 def test_migrate_says_it_created_the_schema(database_url: str) -> None:
@@ -108,3 +117,36 @@ def test_migrate_names_the_revisions_it_applied(database_url: str) -> None:
     assert migrate(database_url) == (
         f"Migrated the database schema from revision {older} to {HEAD}.\n"
     )
+
+
+def test_accounts_list_tells_state_and_active_credentials(
+    settings: Settings, console: Console
+) -> None:
+    """`accounts list` shows every account, oldest first, whether it is
+    disabled and how many credentials it has that are not revoked, as a
+    table and as JSON, with no password hash."""
+    busy = console.account("busy@example.com")
+    for _ in range(2):
+        console.credentials(busy)
+    console.revoke(console.credentials(busy).client_id)
+    idle = console.account("idle@example.com")
+    console.run(lambda e: service.set_disabled(e, idle, True))
+
+    listed = json.loads(netcalc(settings.database_url, "accounts", "list", "--json"))
+    assert [
+        (row["email"], row["disabled"], row["active_credentials"]) for row in listed
+    ] == [("busy@example.com", False, 2), ("idle@example.com", True, 0)]
+    assert set(listed[0]) == {"email", "created_at", "disabled", "active_credentials"}
+
+    table = netcalc(settings.database_url, "accounts", "list").splitlines()
+    assert table[0].split() == ["EMAIL", "STATUS", "ACTIVE", "CREDENTIALS", "CREATED"]
+    assert [line.split()[:3] for line in table[1:]] == [
+        ["busy@example.com", "enabled", "2"],
+        ["idle@example.com", "disabled", "0"],
+    ]
+    assert table[1].split()[3] == listed[0]["created_at"][:19]
+    printed = "\n".join(table) + json.dumps(listed)
+    for email in ("busy@example.com", "idle@example.com"):
+        stored = console.run(lambda e, email=email: service.find_account(e, email))
+        assert stored is not None
+        assert stored["password_hash"] not in printed

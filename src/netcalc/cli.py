@@ -332,6 +332,30 @@ def _read_password(from_stdin: bool) -> str:
         _fail("The password on stdin is not UTF-8 text.")
 
 
+@accounts_app.command("list")
+def accounts_list(as_json: JsonFlag = False) -> None:
+    """List every account; passwords and their hashes are never shown."""
+
+    async def listing(settings: Settings, engine: AsyncEngine) -> list[dict[str, Any]]:
+        return await service.list_accounts(engine)
+
+    rows = _with_database(listing)
+    if as_json:
+        _print_json(rows)
+        return
+    header = ("EMAIL", "STATUS", "ACTIVE CREDENTIALS", "CREATED")
+    cells = [
+        (
+            row["email"],
+            "disabled" if row["disabled"] else "enabled",
+            str(row["active_credentials"]),
+            row["created_at"][:19],
+        )
+        for row in rows
+    ]
+    _print_columns(header, cells)
+
+
 def _set_disabled(email: str, disabled: bool) -> None:
     async def change(settings: Settings, engine: AsyncEngine) -> bool:
         account_id = await service.account_id_for(engine, email)

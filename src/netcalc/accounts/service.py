@@ -233,6 +233,33 @@ async def account_id_for(engine: AsyncEngine, email: str) -> str:
     return str(account["id"])
 
 
+async def list_accounts(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every account, oldest first, with how many credentials it has that
+    are not revoked; never a password hash."""
+    active = func.count(credentials.c.client_id)
+    query = (
+        select(accounts.c.email, accounts.c.created_at, accounts.c.disabled, active)
+        .outerjoin(
+            credentials,
+            (credentials.c.account_id == accounts.c.id)
+            & credentials.c.revoked_at.is_(None),
+        )
+        .group_by(accounts.c.id)
+        .order_by(accounts.c.created_at, accounts.c.email)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [
+        {
+            "email": email,
+            "created_at": created_at.isoformat(),
+            "disabled": disabled,
+            "active_credentials": count,
+        }
+        for email, created_at, disabled, count in rows
+    ]
+
+
 async def count_accounts(engine: AsyncEngine) -> int:
     """How many accounts exist."""
     async with engine.connect() as connection:
