@@ -741,6 +741,21 @@ def test_rotate_shows_new_secret_and_old_deadline(client: TestClient) -> None:
     assert token_for(client, client_id, old).status_code == 200
 
 
+def test_rotating_again_says_the_older_secret_stopped(client: TestClient) -> None:
+    """A rotation while the secret before is still in its grace says on its
+    page that that secret stopped working; a first rotation does not."""
+    sign_up(client, "twice@example.com")
+    client_id, oldest = issued(generate(client))
+    ended = "The secret before it, still in its grace period, stopped working now."
+    first = rotate(client, client_id)
+    assert first.status_code == 200
+    assert ended not in first.text
+    second = rotate(client, client_id)
+    assert second.status_code == 200
+    assert ended in second.text
+    assert token_for(client, client_id, oldest).status_code == 401
+
+
 def test_revoke_asks_first_then_bites_at_once(client: TestClient) -> None:
     """Revoke shows a confirmation; once confirmed, tokens are refused."""
     sign_up(client, "revoke@example.com")

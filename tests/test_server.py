@@ -194,6 +194,7 @@ def test_cli_create_json_says_what_the_credentials_may_do(
         "client_id",
         "client_secret",
         "previous_secret_expires_at",
+        "ended_grace_of_older_secret",
     }
 
 
@@ -216,6 +217,32 @@ def test_cli_rotate_says_until_when_the_old_secret_works(
     ended = server.cli("credentials", "rotate", issued["client_id"], "--grace", "0")
     assert ended.returncode == 0, ended.stderr
     assert "The previous secret no longer works." in ended.stdout.splitlines()
+
+
+def test_cli_rotate_says_when_it_stopped_an_older_secret(tmp_path: Path) -> None:
+    """Rotating while an older secret is still in its grace says that secret
+    stopped working, in the text and in --json, and says nothing of it
+    otherwise."""
+    process = ServerProcess(tmp_path / "older")
+    assert process.cli("migrate").returncode == 0
+    issued = create_credentials(process, "older@example.com")
+    ended = "The secret before it, still in its grace period, stopped working now."
+
+    first = process.cli("credentials", "rotate", issued["client_id"])
+    assert first.returncode == 0, first.stderr
+    assert ended not in first.stdout
+    second = process.cli("credentials", "rotate", issued["client_id"])
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[-1] == ended
+
+    as_json = [
+        json.loads(process.cli("credentials", "rotate", *args, "--json").stdout)
+        for args in (
+            (issued["client_id"], "--grace", "0"),
+            (issued["client_id"],),
+        )
+    ]
+    assert [told["ended_grace_of_older_secret"] for told in as_json] == [True, False]
 
 
 def test_credentials_table_shows_lifetime_and_grace(server: ServerProcess) -> None:

@@ -194,6 +194,10 @@ def _print_secret(
         typer.echo(f"The previous secret keeps working until {until}.")
     elif rotated:
         typer.echo("The previous secret no longer works.")
+    if issued.ended_grace_of_older_secret:
+        typer.echo(
+            "The secret before it, still in its grace period, stopped working now."
+        )
     typer.echo("Store the secret now: it is shown only this once.", err=True)
 
 

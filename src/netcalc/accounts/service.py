@@ -65,6 +65,9 @@ class IssuedSecret:
     client_id: str
     client_secret: str
     previous_secret_expires_at: datetime | None = None
+    ended_grace_of_older_secret: bool = False
+    """True when this rotation stopped a secret that an earlier rotation had
+    left working for its grace period."""
     shown_with: dict[str, Any] = field(default_factory=dict)
     """What the owner is told beside the secret: what the new credentials
     may do, or until when a rotated one's previous secret works."""
@@ -467,7 +470,20 @@ async def rotate_credentials(
     if current["revoked_at"] is not None:
         raise UsageError("Revoked credentials cannot be rotated; create new ones.")
     secret = new_client_secret()
-    expires = utcnow() + timedelta(seconds=grace) if grace else None
+    now = utcnow()
+    expires = now + timedelta(seconds=grace) if grace else None
+    # A step of its own, so that the transaction tells whether a secret
+    # still in its grace stopped, however rotations race.
+    ends_older_grace = (
+        update(credentials)
+        .where(
+            credentials.c.client_id == client_id,
+            credentials.c.revoked_at.is_(None),
+            credentials.c.previous_secret_hash.is_not(None),
+            credentials.c.previous_secret_expires_at > now,
+        )
+        .values(previous_secret_hash=None, previous_secret_expires_at=None)
+    )
     statement = (
         update(credentials)
         .where(credentials.c.client_id == client_id, credentials.c.revoked_at.is_(None))
@@ -480,6 +496,7 @@ async def rotate_credentials(
     async with engine.begin() as connection:
         if form is not None:
             await form.record(connection)
+        ended_grace = bool((await connection.execute(ends_older_grace)).rowcount)
         if not (await connection.execute(statement)).rowcount:
             # Raised inside the transaction, so the form stays unsent.
             raise UsageError("The credentials were revoked while rotating.")
@@ -492,5 +509,14 @@ async def rotate_credentials(
             address=address,
             details={"grace_seconds": grace},
         )
-    until = {"previous_secret_expires_at": expires.isoformat() if expires else None}
-    return IssuedSecret(client_id, secret, expires, shown_with=until)
+    told = {
+        "previous_secret_expires_at": expires.isoformat() if expires else None,
+        "ended_grace_of_older_secret": ended_grace,
+    }
+    return IssuedSecret(
+        client_id,
+        secret,
+        expires,
+        ended_grace_of_older_secret=ended_grace,
+        shown_with=told,
+    )
