@@ -206,6 +206,27 @@ def test_cli_changes_are_recorded_as_cli(console: Console) -> None:
     assert {(event["actor"], event["address"]) for event in events} == {("cli", None)}
 
 
+def test_a_new_password_is_recorded_without_it(console: Console) -> None:
+    """Setting a password records the account and the actor, and neither the
+    password nor its hash."""
+    account_id = console.account(HOLDER)
+    new_password = "a new and longer one"
+    console.run(lambda e: service.set_password(e, account_id, new_password))
+
+    event = trail(console, account_id)[-1]
+    assert (event["event"], event["actor"], event["subject"]) == (
+        "account.password_set",
+        CLI_ACTOR,
+        HOLDER,
+    )
+    assert (event["address"], event["details"]) == (None, {})
+    stored = console.run(lambda e: service.find_account(e, HOLDER))
+    assert stored is not None
+    for row in raw_rows(console):
+        assert new_password not in row
+        assert stored["password_hash"] not in row
+
+
 def test_token_revocation_is_recorded(client: TestClient, console: Console) -> None:
     """RFC 7009 revocation is recorded with the calling client as the actor."""
     account_id = console.account(HOLDER)

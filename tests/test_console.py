@@ -453,6 +453,32 @@ def test_disabled_while_the_password_is_checked_opens_no_session(
     assert console.run(sessions_of_the_account) == 0
 
 
+def test_a_new_password_ends_the_accounts_sessions(
+    client: TestClient, console: Console
+) -> None:
+    """Setting an account's password signs out its sessions, not another
+    account's, and from then on only the new password signs in."""
+    account_id = console.account("reset@example.com")
+    assert sign_in(client, "reset@example.com", PASSWORD).status_code == 303
+    with other_browser(client) as other:
+        sign_up(other, "bystander@example.com")
+        bystander = dict(other.cookies)
+
+    new_password = "a new and longer one"
+    console.run(lambda e: service.set_password(e, account_id, new_password))
+    signed_out = client.get("/credentials", follow_redirects=False)
+    assert signed_out.status_code == 303
+    assert signed_out.headers["location"] == "/signin"
+    with other_browser(client, bystander) as other:
+        assert other.get("/credentials", follow_redirects=False).status_code == 200
+
+    old = sign_in(client, "reset@example.com", PASSWORD)
+    assert old.status_code == 400
+    assert WRONG in old.text
+    assert sign_in(client, "reset@example.com", new_password).status_code == 303
+    assert client.get("/credentials", follow_redirects=False).status_code == 200
+
+
 def test_sign_in_failures_do_not_throttle_tokens(
     tmp_path: Path, settings: Settings, console: Console
 ) -> None:
@@ -713,6 +739,21 @@ def test_rotate_shows_new_secret_and_old_deadline(client: TestClient) -> None:
     assert "keeps working until" in page.text
     assert token_for(client, client_id, new).status_code == 200
     assert token_for(client, client_id, old).status_code == 200
+
+
+def test_rotating_again_says_the_older_secret_stopped(client: TestClient) -> None:
+    """A rotation while the secret before is still in its grace says on its
+    page that that secret stopped working; a first rotation does not."""
+    sign_up(client, "twice@example.com")
+    client_id, oldest = issued(generate(client))
+    ended = "The secret before it, still in its grace period, stopped working now."
+    first = rotate(client, client_id)
+    assert first.status_code == 200
+    assert ended not in first.text
+    second = rotate(client, client_id)
+    assert second.status_code == 200
+    assert ended in second.text
+    assert token_for(client, client_id, oldest).status_code == 401
 
 
 def test_revoke_asks_first_then_bites_at_once(client: TestClient) -> None:

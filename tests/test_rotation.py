@@ -25,6 +25,16 @@ def status(client: TestClient, issued: IssuedSecret) -> str:
     return str(client.post(URL, json=token_body(issued)).json()["status"])
 
 
+async def end_grace(engine: AsyncEngine) -> None:
+    """Move every previous secret's grace into the past."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(credentials).values(
+                previous_secret_expires_at=utcnow() - timedelta(seconds=1)
+            )
+        )
+
+
 @pytest.fixture
 def issued(console: Console) -> IssuedSecret:
     """Credentials of a fresh account."""
@@ -48,15 +58,6 @@ def test_old_secret_refused_after_grace(
 ) -> None:
     """Once the grace period has passed, the old secret is INVALID_CREDENTIALS."""
     rotated = console.rotate(issued.client_id, grace=3600)
-
-    async def end_grace(engine: AsyncEngine) -> None:
-        async with engine.begin() as connection:
-            await connection.execute(
-                update(credentials).values(
-                    previous_secret_expires_at=utcnow() - timedelta(seconds=1)
-                )
-            )
-
     console.run(end_grace)
     assert status(client, issued) == "INVALID_CREDENTIALS"
     assert status(client, rotated) == "OK"
@@ -81,6 +82,26 @@ def test_second_rotation_ends_first_secret(
     assert status(client, issued) == "INVALID_CREDENTIALS"
     assert status(client, second) == "OK"
     assert status(client, third) == "OK"
+
+
+def test_rotation_tells_when_it_ended_an_older_grace(
+    client: TestClient, console: Console, issued: IssuedSecret
+) -> None:
+    """A rotation says it ended an older secret's grace exactly when that
+    secret still worked: not on a first rotation, nor once the grace is over."""
+    first = console.rotate(issued.client_id, grace=3600)
+    second = console.rotate(issued.client_id, grace=3600)
+    third = console.rotate(issued.client_id, grace=0)
+    after_none = console.rotate(issued.client_id, grace=3600)
+    console.run(end_grace)
+    after_expiry = console.rotate(issued.client_id, grace=3600)
+    ended = [
+        rotated.ended_grace_of_older_secret
+        for rotated in (first, second, third, after_none, after_expiry)
+    ]
+    assert ended == [False, True, True, False, False]
+    assert status(client, first) == "INVALID_CREDENTIALS"
+    assert status(client, second) == "INVALID_CREDENTIALS"
 
 
 def test_revocation_ends_both_secrets(

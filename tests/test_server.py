@@ -17,8 +17,10 @@ import httpx
 import jwt
 import pytest
 
+from netcalc.accounts import service
+from netcalc.accounts.passwords import verify_password
 from netcalc.cli import issuer_served_at
-from tests.support import PASSWORD, ServerProcess
+from tests.support import PASSWORD, Console, ServerProcess, make_settings
 from tests.test_console import CSRF
 
 pytestmark = pytest.mark.server
@@ -192,6 +194,7 @@ def test_cli_create_json_says_what_the_credentials_may_do(
         "client_id",
         "client_secret",
         "previous_secret_expires_at",
+        "ended_grace_of_older_secret",
     }
 
 
@@ -214,6 +217,32 @@ def test_cli_rotate_says_until_when_the_old_secret_works(
     ended = server.cli("credentials", "rotate", issued["client_id"], "--grace", "0")
     assert ended.returncode == 0, ended.stderr
     assert "The previous secret no longer works." in ended.stdout.splitlines()
+
+
+def test_cli_rotate_says_when_it_stopped_an_older_secret(tmp_path: Path) -> None:
+    """Rotating while an older secret is still in its grace says that secret
+    stopped working, in the text and in --json, and says nothing of it
+    otherwise."""
+    process = ServerProcess(tmp_path / "older")
+    assert process.cli("migrate").returncode == 0
+    issued = create_credentials(process, "older@example.com")
+    ended = "The secret before it, still in its grace period, stopped working now."
+
+    first = process.cli("credentials", "rotate", issued["client_id"])
+    assert first.returncode == 0, first.stderr
+    assert ended not in first.stdout
+    second = process.cli("credentials", "rotate", issued["client_id"])
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[-1] == ended
+
+    as_json = [
+        json.loads(process.cli("credentials", "rotate", *args, "--json").stdout)
+        for args in (
+            (issued["client_id"], "--grace", "0"),
+            (issued["client_id"],),
+        )
+    ]
+    assert [told["ended_grace_of_older_secret"] for told in as_json] == [True, False]
 
 
 def test_credentials_table_shows_lifetime_and_grace(server: ServerProcess) -> None:
@@ -427,7 +456,7 @@ def test_cli_does_not_make_a_database_it_was_not_asked_to(tmp_path: Path) -> Non
     assert created.returncode == 0
     assert created.stdout.startswith("Created the database at ")
     assert (tmp_path / "none" / "netcalc.db").exists()
-    assert cli("migrate").stdout == "The database is up to date.\n"
+    assert cli("migrate").stdout.startswith("The database is up to date")
 
 
 @pytest.mark.parametrize(
@@ -486,6 +515,81 @@ def test_password_on_stdin_that_is_not_text_is_refused(tmp_path: Path) -> None:
     assert made.returncode == 1
     assert b"not UTF-8" in made.stderr
     assert b"Traceback" not in made.stderr
+
+
+NEW_PASSWORD = "a new and longer one"
+
+
+def test_cli_sets_a_new_password(tmp_path: Path) -> None:
+    """`accounts password` reads a password from stdin under the rules of
+    `accounts create`, and from then on only the new password is right."""
+    process = ServerProcess(tmp_path / "password")
+    assert process.cli("migrate").returncode == 0
+    for email in ("reset@example.com", "other@example.com"):
+        made = process.cli(
+            "accounts", "create", email, "--password-stdin", stdin=PASSWORD
+        )
+        assert made.returncode == 0, made.stderr
+
+    too_short = process.cli(
+        "accounts",
+        "password",
+        "reset@example.com",
+        "--password-stdin",
+        stdin="too short",
+    )
+    created_too_short = process.cli(
+        "accounts", "create", "x@example.com", "--password-stdin", stdin="too short"
+    )
+    assert (too_short.returncode, too_short.stderr) == (
+        created_too_short.returncode,
+        created_too_short.stderr,
+    )
+    assert too_short.stderr == "Error: A password needs at least 10 characters.\n"
+
+    changed = process.cli(
+        "accounts",
+        "password",
+        "Reset@Example.com",
+        "--password-stdin",
+        stdin=NEW_PASSWORD + "\n",
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout == (
+        "Set a new password for reset@example.com; every console session of the "
+        "account has ended.\n"
+    )
+    assert NEW_PASSWORD not in changed.stdout + changed.stderr
+    database = Console(make_settings(process.folder))
+    stored = {
+        email: database.run(lambda e, email=email: service.find_account(e, email))
+        for email in ("reset@example.com", "other@example.com")
+    }
+    reset, other = (account["password_hash"] for account in stored.values())
+    assert verify_password(reset, NEW_PASSWORD)
+    assert not verify_password(reset, PASSWORD)
+    assert verify_password(other, PASSWORD)
+
+
+def test_cli_password_for_an_unknown_email_fails_as_other_commands_do(
+    tmp_path: Path,
+) -> None:
+    """`accounts password` for an email no account has gives the error and
+    exit code `credentials list` gives for it."""
+    process = ServerProcess(tmp_path / "unknown")
+    assert process.cli("migrate").returncode == 0
+    listed = process.cli("credentials", "list", "--account", "nobody@example.com")
+    refused = process.cli(
+        "accounts",
+        "password",
+        "nobody@example.com",
+        "--password-stdin",
+        stdin=NEW_PASSWORD,
+    )
+    assert (refused.returncode, refused.stderr) == (1, listed.stderr)
+    assert refused.stderr.startswith(
+        "Error: No account has the email 'nobody@example.com'"
+    )
 
 
 def test_revocation_through_cli_bites_at_once(server: ServerProcess) -> None:

@@ -26,6 +26,7 @@ Event = Literal[
     "account.created",
     "account.disabled",
     "account.enabled",
+    "account.password_set",
     "credentials.created",
     "credentials.rotated",
     "credentials.revoked",

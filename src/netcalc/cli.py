@@ -17,6 +17,8 @@ import typer
 from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.core import TyperCommand
+from typer.models import CommandFunctionType
 
 from netcalc.accounts import service
 from netcalc.audit import MAX_LIMIT, list_events
@@ -24,7 +26,7 @@ from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KEY_SET_MAX_AGE, KeySealer, rotate_keys
 from netcalc.db import create_engine, sqlite_file
 from netcalc.errors import NetcalcError
-from netcalc.migrate import upgrade
+from netcalc.migrate import Migration, upgrade
 from netcalc.runtime import proven_server_secret, secret_hash_key
 from netcalc.serving import cannot_listen, is_every_interface, serve_app, served_url
 from netcalc.settings import Settings, load_settings
@@ -32,10 +34,56 @@ from netcalc.settings import Settings, load_settings
 T = TypeVar("T")
 
 
+class _PlainCommand(TyperCommand):
+    """A command whose help names each value as it is typed: `CLIENT_ID`,
+    where Typer writes `{CLIENT_ID}` in the usage line and `CLIENT_ID <str>`
+    under Arguments. Options name theirs with a `metavar`."""
+
+    # The context and formatter are click's, which Typer may carry a copy of.
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_value_name(param.metavar, param.name))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_value_name(param.metavar, param.name), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _value_name(metavar: str | None, name: str | None) -> str:
+    return metavar or (name or "").upper()
+
+
+class _Commands(typer.Typer):
+    """A command group whose commands print plain help (`_PlainCommand`)."""
+
+    def command(
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", _PlainCommand)
+        return super().command(*args, **kwargs)
+
+
 def _commands(help_text: str | None) -> typer.Typer:
     # Plain help: Typer's rich layout labels every flag with a type, "<bool>"
     # even for --help, which reads as if the flags took a value.
-    return typer.Typer(
+    return _Commands(
         help=help_text,
         no_args_is_help=True,
         rich_markup_mode=None,
@@ -56,6 +104,12 @@ Email = Annotated[str, typer.Argument(metavar="EMAIL", help="The account's email
 ClientId = Annotated[
     str, typer.Argument(metavar="CLIENT_ID", help="The credentials' client id.")
 ]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+]
+OwningAccount = Annotated[
+    str, typer.Option("--account", metavar="EMAIL", help="The owning account's email.")
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -71,20 +125,25 @@ def _settings() -> Settings:
 
 
 def _with_database(
-    work: Callable[[Settings, AsyncEngine], Awaitable[T]], *, creates: bool = False
+    work: Callable[[Settings, AsyncEngine], Awaitable[T]],
+    *,
+    creates: bool = False,
+    upgrades: bool = True,
 ) -> T:
     """Run `work` on a migrated database, turning netcalc errors and a
     database that cannot be used into messages.
 
     Only a command that `creates` the database may start a new SQLite file:
     for any other, a missing file is a mistyped setting, not a fresh start.
+    Without `upgrades`, `work` migrates the database itself.
     """
     settings = _settings()
 
     async def run() -> T:
         engine = create_engine(settings.database_url)
         try:
-            await upgrade(engine)
+            if upgrades:
+                await upgrade(engine)
             return await work(settings, engine)
         finally:
             await engine.dispose()
@@ -135,16 +194,24 @@ def _print_secret(
         typer.echo(f"The previous secret keeps working until {until}.")
     elif rotated:
         typer.echo("The previous secret no longer works.")
+    if issued.ended_grace_of_older_secret:
+        typer.echo(
+            "The secret before it, still in its grace period, stopped working now."
+        )
     typer.echo("Store the secret now: it is shown only this once.", err=True)
 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port to listen on.")
+        int, typer.Option(metavar="PORT", min=1, max=65535, help="Port to listen on.")
     ] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Worker processes.")
+    ] = 1,
 ) -> None:
     """Run the server, migrating the database first."""
     settings = _settings()
@@ -210,39 +277,88 @@ def migrate() -> None:
         path = sqlite_file(_settings().database_url)
     except NetcalcError as error:
         _fail(error.message)
-    created = path is not None and not path.exists()
+    new_file = path is not None and not path.exists()
 
-    async def done(settings: Settings, engine: AsyncEngine) -> None:
+    async def run(settings: Settings, engine: AsyncEngine) -> Migration:
+        return await upgrade(engine)
+
+    done = _with_database(run, creates=True, upgrades=False)
+    if done.created and new_file:
+        typer.echo(f"Created the database at {path}, schema revision {done.after}.")
+    elif done.created:
+        typer.echo(f"Created the database schema (revision {done.after}).")
+    elif done.changed:
         typer.echo(
-            f"Created the database at {path}."
-            if created
-            else "The database is up to date."
+            f"Migrated the database schema from revision {done.before} to {done.after}."
         )
-
-    _with_database(done, creates=True)
+    else:
+        typer.echo(f"The database is up to date (schema revision {done.after}).")
 
 
 @accounts_app.command("create")
-def accounts_create(
-    email: Email,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
-) -> None:
+def accounts_create(email: Email, password_stdin: PasswordStdin = False) -> None:
     """Create an account."""
-    if password_stdin:
-        try:
-            password = sys.stdin.readline().rstrip("\r\n")
-        except UnicodeDecodeError:
-            _fail("The password on stdin is not UTF-8 text.")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
 
     async def create(settings: Settings, engine: AsyncEngine) -> str:
         return await service.create_account(engine, email, password)
 
     account_id = _with_database(create)
     typer.echo(f"Created account {account_id} for {service.email_key(email)}.")
+
+
+@accounts_app.command("password")
+def accounts_password(email: Email, password_stdin: PasswordStdin = False) -> None:
+    """Set a new password for an account, ending its console sessions."""
+
+    async def change(settings: Settings, engine: AsyncEngine) -> None:
+        account_id = await service.account_id_for(engine, email)
+        # Asked for once the account is known, so a mistyped email is not
+        # found out only after the password has been typed twice.
+        password = _read_password(password_stdin)
+        await service.set_password(engine, account_id, password)
+
+    _with_database(change)
+    typer.echo(
+        f"Set a new password for {service.email_key(email)}; "
+        "every console session of the account has ended."
+    )
+
+
+def _read_password(from_stdin: bool) -> str:
+    """A password from the first line of stdin, or typed twice at a prompt
+    that does not show it."""
+    if not from_stdin:
+        typed: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return typed
+    try:
+        return sys.stdin.readline().rstrip("\r\n")
+    except UnicodeDecodeError:
+        _fail("The password on stdin is not UTF-8 text.")
+
+
+@accounts_app.command("list")
+def accounts_list(as_json: JsonFlag = False) -> None:
+    """List every account; passwords and their hashes are never shown."""
+
+    async def listing(settings: Settings, engine: AsyncEngine) -> list[dict[str, Any]]:
+        return await service.list_accounts(engine)
+
+    rows = _with_database(listing)
+    if as_json:
+        _print_json(rows)
+        return
+    header = ("EMAIL", "STATUS", "ACTIVE CREDENTIALS", "CREATED")
+    cells = [
+        (
+            row["email"],
+            "disabled" if row["disabled"] else "enabled",
+            str(row["active_credentials"]),
+            row["created_at"][:19],
+        )
+        for row in rows
+    ]
+    _print_columns(header, cells)
 
 
 def _set_disabled(email: str, disabled: bool) -> None:
@@ -272,12 +388,17 @@ def accounts_enable(email: Email) -> None:
 
 @credentials_app.command("create")
 def credentials_create(
-    account: Annotated[str, typer.Option(help="Email of the owning account.")],
-    name: Annotated[str, typer.Option(help="A name to recognise them by.")] = "default",
+    account: OwningAccount,
+    name: Annotated[
+        str, typer.Option(metavar="NAME", help="A name to recognise them by.")
+    ] = "default",
     scope: Annotated[
-        list[str] | None, typer.Option(help="A scope they may use; repeatable.")
+        list[str] | None,
+        typer.Option(metavar="SCOPE", help="A scope they may use; repeatable."),
     ] = None,
-    ttl: Annotated[int | None, typer.Option(help="Token lifetime, seconds.")] = None,
+    ttl: Annotated[
+        int | None, typer.Option(metavar="SECONDS", help="Token lifetime, seconds.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate client credentials and print the secret, once."""
@@ -299,7 +420,7 @@ def credentials_create(
 
 @credentials_app.command("list")
 def credentials_list(
-    account: Annotated[str, typer.Option(help="Email of the owning account.")],
+    account: OwningAccount,
     as_json: JsonFlag = False,
 ) -> None:
     """List an account's credentials; secrets are never shown."""
@@ -372,7 +493,10 @@ def credentials_rotate(
     client_id: ClientId,
     grace: Annotated[
         int | None,
-        typer.Option(help="Seconds the old secret keeps working (default 24 h)."),
+        typer.Option(
+            metavar="SECONDS",
+            help="Seconds the old secret keeps working (default 24 h).",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -460,10 +584,14 @@ async def _rotate_keys(
 @app.command()
 def audit(
     account: Annotated[
-        str | None, typer.Option(help="Only the events of this account (email).")
+        str | None,
+        typer.Option(metavar="EMAIL", help="Only the events of this account."),
     ] = None,
     limit: Annotated[
-        int, typer.Option(min=1, max=MAX_LIMIT, help="How many events to show.")
+        int,
+        typer.Option(
+            metavar="N", min=1, max=MAX_LIMIT, help="How many events to show."
+        ),
     ] = 100,
     as_json: JsonFlag = False,
 ) -> None:
@@ -507,7 +635,10 @@ def _invoked_as() -> str:
 @app.command()
 def demo(
     port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port shown in the curl line.")
+        int,
+        typer.Option(
+            metavar="PORT", min=1, max=65535, help="Port shown in the curl line."
+        ),
     ] = 8000,
 ) -> None:
     """Create a demo account and credentials, if there are no accounts yet."""

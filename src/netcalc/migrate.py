@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What an upgrade did: the schema revision before and after it."""
+
+    before: str | None
+    """None when the database held no schema at all."""
+
+    after: str | None
+
+    @property
+    def created(self) -> bool:
+        """True when the upgrade made the whole schema."""
+        return self.before is None and self.after is not None
+
+    @property
+    def changed(self) -> bool:
+        """True when the upgrade applied any migration."""
+        return self.before != self.after
 
 
 def _config(connection: Connection) -> Config:
@@ -15,11 +38,17 @@ def _config(connection: Connection) -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection) -> Migration:
+    before = _revision(connection)
     command.upgrade(_config(connection), "head")
+    return Migration(before, _revision(connection))
 
 
-async def upgrade(engine: AsyncEngine) -> None:
+async def upgrade(engine: AsyncEngine) -> Migration:
     """Apply every migration not yet applied; safe to call at each start."""
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        return await connection.run_sync(_upgrade)

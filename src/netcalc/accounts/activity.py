@@ -38,6 +38,7 @@ EVENT_TITLES: dict[Event, str] = {
     "account.created": "Account created",
     "account.disabled": "Account disabled",
     "account.enabled": "Account enabled",
+    "account.password_set": "Password set",
     "credentials.created": "Credentials generated",
     "credentials.rotated": "Secret rotated",
     "credentials.revoked": "Credentials revoked",

@@ -65,6 +65,9 @@ class IssuedSecret:
     client_id: str
     client_secret: str
     previous_secret_expires_at: datetime | None = None
+    ended_grace_of_older_secret: bool = False
+    """True when this rotation stopped a secret that an earlier rotation had
+    left working for its grace period."""
     shown_with: dict[str, Any] = field(default_factory=dict)
     """What the owner is told beside the secret: what the new credentials
     may do, or until when a rotated one's previous secret works."""
@@ -179,6 +182,41 @@ async def set_disabled(
     return True
 
 
+async def set_password(
+    engine: AsyncEngine,
+    account_id: str,
+    password: str,
+    *,
+    actor: str = CLI_ACTOR,
+    address: str | None = None,
+) -> None:
+    """Give an account a new password and end its console sessions at once:
+    whoever signed in with the old one is signed out."""
+    # Off the loop, as at sign-up: argon2id takes tens of milliseconds.
+    password_hash = await asyncio.to_thread(hash_password, password)
+    statement = (
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(password_hash=password_hash)
+    )
+    email = select(accounts.c.email).where(accounts.c.id == account_id)
+    async with engine.begin() as connection:
+        await connection.execute(statement)
+        await connection.execute(
+            delete(console_sessions).where(console_sessions.c.account_id == account_id)
+        )
+        subject = await connection.scalar(email)
+        if subject is not None:
+            await record(
+                connection,
+                "account.password_set",
+                actor=actor,
+                account_id=account_id,
+                subject=subject,
+                address=address,
+            )
+
+
 async def find_account(engine: AsyncEngine, email: str) -> dict[str, Any] | None:
     """The account with this email, or None."""
     query = select(accounts).where(accounts.c.email == email_key(email))
@@ -196,6 +234,33 @@ async def account_id_for(engine: AsyncEngine, email: str) -> str:
             "create it with 'netcalc accounts create'."
         )
     return str(account["id"])
+
+
+async def list_accounts(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every account, oldest first, with how many credentials it has that
+    are not revoked; never a password hash."""
+    active = func.count(credentials.c.client_id)
+    query = (
+        select(accounts.c.email, accounts.c.created_at, accounts.c.disabled, active)
+        .outerjoin(
+            credentials,
+            (credentials.c.account_id == accounts.c.id)
+            & credentials.c.revoked_at.is_(None),
+        )
+        .group_by(accounts.c.id)
+        .order_by(accounts.c.created_at, accounts.c.email)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [
+        {
+            "email": email,
+            "created_at": created_at.isoformat(),
+            "disabled": disabled,
+            "active_credentials": count,
+        }
+        for email, created_at, disabled, count in rows
+    ]
 
 
 async def count_accounts(engine: AsyncEngine) -> int:
@@ -405,7 +470,20 @@ async def rotate_credentials(
     if current["revoked_at"] is not None:
         raise UsageError("Revoked credentials cannot be rotated; create new ones.")
     secret = new_client_secret()
-    expires = utcnow() + timedelta(seconds=grace) if grace else None
+    now = utcnow()
+    expires = now + timedelta(seconds=grace) if grace else None
+    # A step of its own, so that the transaction tells whether a secret
+    # still in its grace stopped, however rotations race.
+    ends_older_grace = (
+        update(credentials)
+        .where(
+            credentials.c.client_id == client_id,
+            credentials.c.revoked_at.is_(None),
+            credentials.c.previous_secret_hash.is_not(None),
+            credentials.c.previous_secret_expires_at > now,
+        )
+        .values(previous_secret_hash=None, previous_secret_expires_at=None)
+    )
     statement = (
         update(credentials)
         .where(credentials.c.client_id == client_id, credentials.c.revoked_at.is_(None))
@@ -418,6 +496,7 @@ async def rotate_credentials(
     async with engine.begin() as connection:
         if form is not None:
             await form.record(connection)
+        ended_grace = bool((await connection.execute(ends_older_grace)).rowcount)
         if not (await connection.execute(statement)).rowcount:
             # Raised inside the transaction, so the form stays unsent.
             raise UsageError("The credentials were revoked while rotating.")
@@ -430,5 +509,14 @@ async def rotate_credentials(
             address=address,
             details={"grace_seconds": grace},
         )
-    until = {"previous_secret_expires_at": expires.isoformat() if expires else None}
-    return IssuedSecret(client_id, secret, expires, shown_with=until)
+    told = {
+        "previous_secret_expires_at": expires.isoformat() if expires else None,
+        "ended_grace_of_older_secret": ended_grace,
+    }
+    return IssuedSecret(
+        client_id,
+        secret,
+        expires,
+        ended_grace_of_older_secret=ended_grace,
+        shown_with=told,
+    )
