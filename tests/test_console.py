@@ -453,6 +453,25 @@ def test_disabled_while_the_password_is_checked_opens_no_session(
     assert console.run(sessions_of_the_account) == 0
 
 
+def test_a_password_set_while_the_old_one_is_checked_opens_no_session(
+    client: TestClient, console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sign-in whose password was replaced while it was being checked gets
+    no session: the new password's setting ended the sessions before it."""
+    account_id = console.account("changing@example.com")
+    check = visitors.verify_password
+
+    def check_while_replaced(stored: str | None, password: str) -> bool:
+        console.run(lambda e: service.set_password(e, account_id, "quite another one"))
+        return check(stored, password)
+
+    monkeypatch.setattr(visitors, "verify_password", check_while_replaced)
+    response = sign_in(client, "changing@example.com", PASSWORD)
+    assert response.status_code == 400
+    assert "The password has just changed: sign in again." in response.text
+    assert client.get("/credentials", follow_redirects=False).status_code == 303
+
+
 def test_a_new_password_ends_the_accounts_sessions(
     client: TestClient, console: Console
 ) -> None:

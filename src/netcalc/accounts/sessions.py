@@ -135,7 +135,11 @@ class SessionStore:
         )
 
     async def start(
-        self, account_id: str | None, replacing: ConsoleSession | None = None
+        self,
+        account_id: str | None,
+        replacing: ConsoleSession | None = None,
+        *,
+        password_hash: str | None = None,
     ) -> OpenedSession:
         """Start a session, ending `replacing`, so no session id outlives sign-in.
 
@@ -144,7 +148,8 @@ class SessionStore:
 
         Raises:
             UsageError: the account is disabled, even if only since its
-                password was checked.
+                password was checked, or its password is no longer
+                `password_hash`, the one that was checked.
         """
         if account_id is None:
             return self._start_visitor()
@@ -161,19 +166,22 @@ class SessionStore:
         stale = console_sessions.c.expires_at <= now
         if replacing is not None:
             stale = stale | (console_sessions.c.token_hash == replacing.token_hash)
-        # Read after the insert, the account's row locked: a disabling that
-        # committed first is seen here, and one that commits later finds
-        # this session among those it deletes.
-        disabled = (
-            select(accounts.c.disabled)
+        # Read after the insert, the account's row locked: a disabling or a
+        # new password that committed first is seen here, and one that
+        # commits later finds this session among those it deletes.
+        state = (
+            select(accounts.c.disabled, accounts.c.password_hash)
             .where(accounts.c.id == account_id)
             .with_for_update()
         )
         async with self._engine.begin() as connection:
             await connection.execute(delete(console_sessions).where(stale))
             await connection.execute(console_sessions.insert().values(**values))
-            if await connection.scalar(disabled):
+            disabled, current_hash = (await connection.execute(state)).one()
+            if disabled:
                 raise UsageError("This account is disabled.")
+            if password_hash is not None and current_hash != password_hash:
+                raise UsageError("The password has just changed: sign in again.")
         session = ConsoleSession(
             token_hash=str(values["token_hash"]),
             csrf_token=str(values["csrf_token"]),

@@ -79,8 +79,9 @@ async def sign_up_page(request: Request) -> Response:
     return await _visitor_page(request, "signup.html")
 
 
-async def _authenticate(request: Request, email: str, password: str) -> str:
-    """The id of the account that this email and password open.
+async def _authenticate(request: Request, email: str, password: str) -> tuple[str, str]:
+    """The id of the account that this email and password open, and the
+    password hash they were checked against.
 
     Failures are counted per email and per address, and recorded in the
     audit trail; over either limit the password is not even checked and
@@ -106,7 +107,7 @@ async def _authenticate(request: Request, email: str, password: str) -> str:
     if account["disabled"]:
         await sign_in_refused(runtime.engine, email, address, account, "disabled")
         raise UsageError("This account is disabled.")
-    return str(account["id"])
+    return str(account["id"]), str(stored)
 
 
 @visitor_router.post("/signin")
@@ -116,8 +117,10 @@ async def sign_in(request: Request) -> Response:
     email = service.email_key(form.get("email"))
     runtime = runtime_of(request)
     try:
-        account_id = await _authenticate(request, email, form.get("password"))
-        opened = await runtime.console.sessions.start(account_id, replacing=session)
+        account_id, checked = await _authenticate(request, email, form.get("password"))
+        opened = await runtime.console.sessions.start(
+            account_id, replacing=session, password_hash=checked
+        )
     except (TooManyRequests, UsageError) as error:
         return _refused("signin.html", session, form.get("email"), error)
     await signed_in(runtime.engine, account_id, email, client_address(request))
