@@ -484,3 +484,47 @@ def test_trailer_fields_are_not_read_as_headers(bounded: ServerProcess) -> None:
         trailer=b"Content-Type: application/json",
     )
     assert answer(exchange(bounded, media_type_after)) == (400, "MISSING_HEADER")
+
+
+def chunked_token_request(chunks: bytes, coding: bytes = b"chunked") -> bytes:
+    """A JSON token request kept alive, its body sent as `chunks` under
+    `Transfer-Encoding: coding`."""
+    fields = (b"Content-Type: application/json", b"Transfer-Encoding: " + coding)
+    return request(b"POST", b"/api/auth/token", *fields, close=False) + chunks
+
+
+BAD_CHUNKS = [b"zz\r\nabc\r\n0\r\n\r\n", b"-5\r\nabc\r\n0\r\n\r\n", b"1" * 18 + b"\r\n"]
+BAD_CHUNK_IDS = ["not-hex", "negative", "18-hex-digits"]
+
+
+@pytest.mark.parametrize("chunks", BAD_CHUNKS, ids=BAD_CHUNK_IDS)
+def test_malformed_chunked_body_refused_at_once(
+    bounded: ServerProcess, chunks: bytes
+) -> None:
+    """RFC 9112 §7.1: a chunked body that cannot be read is answered 400
+    INVALID_REQUEST, not left to time out, and the connection is closed."""
+    reply = exchange(bounded, chunked_token_request(chunks))
+    assert statuses(reply) == [400]
+    assert answer(reply) == (400, "INVALID_REQUEST")
+    assert b"connection: close" in reply.lower()
+
+
+def test_app_answering_a_malformed_body_is_not_heard(bounded: ServerProcess) -> None:
+    """HTTP 400 alone for a malformed chunked body sent to an endpoint that
+    answers without reading it: what the app sends afterwards is dropped."""
+    data = request(b"POST", b"/healthz", b"Transfer-Encoding: chunked", close=False)
+    reply = exchange(bounded, data + BAD_CHUNKS[0])
+    assert statuses(reply) == [400]
+    assert answer(reply) == (400, "INVALID_REQUEST")
+
+
+@pytest.mark.parametrize("chunks", BAD_CHUNKS, ids=BAD_CHUNK_IDS)
+def test_pipelined_malformed_body_answered_after_those_before(
+    bounded: ServerProcess, chunks: bytes
+) -> None:
+    """Requests pipelined before one with a malformed chunked body get their
+    answers first, in order, then HTTP 400 for it, and the connection closes."""
+    healthz = request(b"GET", b"/healthz", close=False)
+    reply = exchange(bounded, healthz * 3 + chunked_token_request(chunks))
+    assert statuses(reply) == [200, 200, 200, 400]
+    assert answer(reply[reply.rindex(b"HTTP/1.1 400 ") :]) == (400, "INVALID_REQUEST")

@@ -19,6 +19,9 @@ these bounds in the parser itself, with no per-request middleware:
   more than one Authorization field, is answered 400 and the connection
   closed: a proxy in front of netcalc might have read it another way.
 - the trailer fields of a chunked body are dropped, never read as headers.
+- a chunked body that turns out malformed is answered 400 at once, and the
+  app reading it told of a disconnect (RFC 9112 §7.1); then the connection
+  is closed.
 
 The answers are the contract's JSON error bodies from `netcalc.responses`,
 with `Connection: close`. Idle keep-alive connections are uvicorn's own
@@ -66,6 +69,11 @@ PIPELINE_DEPTH = 32
 """Requests one connection may send ahead of the answers (RFC 9112 §9.3.2)."""
 
 _NOT_HTTP = "The request is not valid HTTP/1.1."
+
+_NOT_CHUNKED = (
+    "The request's chunked body is malformed (RFC 9112 §7.1); send it again "
+    "as valid chunks, or with Content-Length."
+)
 
 GATHER_LIMIT = 65536
 """Bytes gathered into one write before it is sent without waiting."""
@@ -226,11 +234,27 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn answers bytes the parser refuses in plain text; the
         # contract's errors are JSON. `msg` is uvicorn's, already logged.
-        refusal = Refusal(InvalidRequest(_NOT_HTTP)).raw()
-        if self.cycle is not None and not self.cycle.response_complete:
+        error = InvalidRequest(_NOT_HTTP)
+        cycle = self.cycle
+        if not self._awaiting_head and not cycle.response_complete:
+            # The refused bytes are the chunked body of the request read last
+            # (RFC 9112 §7.1): it never arrives whole, so it is answered in
+            # its turn, and never handed to the app as if it might.
+            error = InvalidRequest(_NOT_CHUNKED)
+            if not self.pipeline:
+                self._close_with(error)
+                return
+            # Read ahead of its turn: it is never run.
+            self.pipeline.popleft()
+        refusal = Refusal(error).raw()
+        if cycle is not None and not cycle.response_complete:
             # Requests read before the refused bytes are answered first, in
-            # order, so that no answer is taken for another's.
+            # order, so that no answer is taken for another's. Nothing more
+            # is read, so no request deadline runs meanwhile.
             self._refusal_after_answers = refusal
+            self._in_message = False
+            self._head_bytes = 0
+            self._cancel_deadline()
             return
         self.transport.write(refusal)
         self.transport.close()
