@@ -528,3 +528,74 @@ def test_pipelined_malformed_body_answered_after_those_before(
     reply = exchange(bounded, healthz * 3 + chunked_token_request(chunks))
     assert statuses(reply) == [200, 200, 200, 400]
     assert answer(reply[reply.rindex(b"HTTP/1.1 400 ") :]) == (400, "INVALID_REQUEST")
+
+
+@pytest.mark.parametrize(
+    ("coding", "expected"),
+    [
+        (b"identity", (400, "INVALID_REQUEST")),
+        (b"xchunked", (400, "INVALID_REQUEST")),
+        (b"chunked, gzip", (400, "INVALID_REQUEST")),
+        (b"gzip, chunked", (501, "NOT_IMPLEMENTED")),
+        (b"gzip\r\nTransfer-Encoding: chunked", (501, "NOT_IMPLEMENTED")),
+    ],
+    ids=[
+        "identity",
+        "xchunked",
+        "chunked-then-gzip",
+        "gzip-then-chunked",
+        "two-fields",
+    ],
+)
+def test_transfer_coding_other_than_chunked_refused(
+    bounded: ServerProcess, coding: bytes, expected: tuple[int, str]
+) -> None:
+    """RFC 9112 §6.3 and §6.1: a body not chunked last is answered 400, one
+    chunked over another coding 501 NOT_IMPLEMENTED, and the connection closed."""
+    reply = exchange(bounded, chunked_token_request(b"2\r\n{}\r\n0\r\n\r\n", coding))
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert statuses(reply) == [expected[0]]
+    assert answer(reply) == expected
+    assert set(json.loads(body)) == {"status", "message"}
+    assert b"connection: close" in head.lower()
+
+
+def test_unknown_coding_answered_to_a_client_that_half_closed(
+    bounded: ServerProcess,
+) -> None:
+    """HTTP 400 INVALID_REQUEST, not a silent close, for a body sent as
+    `identity` by a client that then shuts its sending side."""
+    with connect(bounded) as sock:
+        sock.sendall(chunked_token_request(b"{}", b"identity"))
+        sock.shutdown(socket.SHUT_WR)
+        reply = read_until_closed(sock)
+    assert answer(reply) == (400, "INVALID_REQUEST")
+
+
+def test_pipelined_unknown_coding_answered_after_those_before(
+    bounded: ServerProcess,
+) -> None:
+    """Requests pipelined before one with an unknown transfer coding get their
+    answers first, in order, then HTTP 501 for it."""
+    healthz = request(b"GET", b"/healthz", close=False)
+    refused = chunked_token_request(b"2\r\n{}\r\n0\r\n\r\n", b"gzip, chunked")
+    reply = exchange(bounded, healthz * 2 + refused + healthz)
+    assert statuses(reply) == [200, 200, 501]
+
+
+def test_transfer_encoding_on_http_1_0_is_invalid(bounded: ServerProcess) -> None:
+    """RFC 9112 §6.1: HTTP/1.0 has no Transfer-Encoding, so a request sending
+    one is answered 400 INVALID_REQUEST and the connection closed."""
+    data = (
+        b"POST /api/auth/token HTTP/1.0\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    )
+    assert answer(exchange(bounded, data)) == (400, "INVALID_REQUEST")
+
+
+def test_chunked_coding_name_is_case_insensitive(bounded: ServerProcess) -> None:
+    """RFC 9112 §7: a body sent as `Chunked` is read as chunked, and the token
+    endpoint answers it."""
+    data = chunked_token_request(b"2\r\n{}\r\n0\r\n\r\n", b"Chunked")
+    data = data.replace(b"Host: 127.0.0.1", b"Host: 127.0.0.1\r\nConnection: close")
+    assert answer(exchange(bounded, data)) == (401, "MISSING_CREDENTIALS")

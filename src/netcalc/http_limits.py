@@ -19,9 +19,11 @@ these bounds in the parser itself, with no per-request middleware:
   more than one Authorization field, is answered 400 and the connection
   closed: a proxy in front of netcalc might have read it another way.
 - the trailer fields of a chunked body are dropped, never read as headers.
-- a chunked body that turns out malformed is answered 400 at once, and the
-  app reading it told of a disconnect (RFC 9112 §7.1); then the connection
-  is closed.
+- a body that cannot be read is never waited for (RFC 9112 §6): a
+  Transfer-Encoding that does not end in chunked, or any on HTTP/1.0, is
+  answered 400; chunked over another coding 501 (not implemented); a chunked
+  body that turns out malformed 400 at once, the app reading it told of a
+  disconnect. Then the connection is closed.
 
 The answers are the contract's JSON error bodies from `netcalc.responses`,
 with `Connection: close`. Idle keep-alive connections are uvicorn's own
@@ -52,7 +54,10 @@ from netcalc.errors import (
     NetcalcError,
     RequestTimeout,
     ServerBusy,
+    UnknownTransferCoding,
+    UnreadableBody,
     UriTooLong,
+    quoted,
 )
 from netcalc.http_head import CheckedHeadsCycle
 from netcalc.metrics import TALLIES
@@ -105,6 +110,33 @@ def process_limits() -> ConnectionLimits:
     read the same environment that `netcalc serve` checked at start.
     """
     return ConnectionLimits.from_settings(load_settings())
+
+
+def refused_codings(codings: bytes, http_version: str) -> UnreadableBody | None:
+    """Why a body sent with Transfer-Encoding `codings` cannot be read, if it
+    cannot: HTTP/1.0 has no transfer codings (RFC 9112 §6.1), a body not
+    chunked last has no known end (§6.3), and chunked is the one coding
+    implemented (§6.1). Coding names are case-insensitive (§7)."""
+    if http_version == "1.0":
+        return UnreadableBody(
+            "An HTTP/1.0 request cannot use Transfer-Encoding; "
+            "send the body with Content-Length."
+        )
+    codings = codings.lower()
+    if codings == b"chunked":
+        return None
+    shown = quoted(codings.decode("latin-1"))
+    if codings.rpartition(b",")[2].strip() != b"chunked":
+        return UnreadableBody(
+            f"Transfer-Encoding {shown} does not end in chunked, so where the "
+            "body ends is unknown; send it with Content-Length, or with "
+            "'Transfer-Encoding: chunked'."
+        )
+    return UnknownTransferCoding(
+        f"Transfer-Encoding {shown} is not implemented: chunked is the only "
+        "transfer coding read here. Send the body with Content-Length, or with "
+        "'Transfer-Encoding: chunked' alone."
+    )
 
 
 class Refusal:
@@ -190,6 +222,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._awaiting_head = True
         self._head_bytes = 0
         self._refusal_after_answers: bytes | None = None
+        self._unreadable: UnreadableBody | None = None
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -234,7 +267,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn answers bytes the parser refuses in plain text; the
         # contract's errors are JSON. `msg` is uvicorn's, already logged.
-        error = InvalidRequest(_NOT_HTTP)
+        error = self._unreadable or InvalidRequest(_NOT_HTTP)
         cycle = self.cycle
         if not self._awaiting_head and not cycle.response_complete:
             # The refused bytes are the chunked body of the request read last
@@ -286,9 +319,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        error = self._refused_head()
+        if isinstance(error, UnreadableBody):
+            # No byte after this head can be read, not knowing where its body
+            # ends: it never becomes a request. Raising stops the parser, and
+            # `send_400_response` answers it in its turn.
+            self._unreadable = error
+            raise RuntimeError(error.message)
         self._awaiting_head = False
         self._head_bytes = 0
-        error = self._refused_head()
         if error is not None:
             self.app = Refusal(error)
             # httptools cannot split a URL over 64 KiB and would answer a
@@ -312,24 +351,32 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _refused_head(self) -> NetcalcError | None:
         """What a complete head is refused with, if anything: it is too
-        large, or a proxy in front might read it another way, its Host or
-        Authorization field not being one line (RFC 9112 §3.2, RFC 9110
-        §5.3). One pass over the fields, since every request takes it."""
+        large, its body cannot be read, or a proxy in front might read it
+        another way, its Host or Authorization field not being one line
+        (RFC 9112 §3.2, RFC 9110 §5.3). One pass over the fields, since
+        every request takes it."""
         limit = self.limits.header_limit
         if len(self.url) > limit:
             TALLIES.refusal("head_too_large")
             return UriTooLong()
         size = len(self.url)
         hosts = authorizations = 0
+        codings: bytes | None = None
         for name, value in self.headers:
             size += len(name) + len(value) + FIELD_OVERHEAD
             if name == b"host":
                 hosts += 1
             elif name == b"authorization":
                 authorizations += 1
+            elif name == b"transfer-encoding":
+                codings = value if codings is None else codings + b", " + value
         if size > limit:
             TALLIES.refusal("head_too_large")
             return HeadersTooLarge()
+        if codings is not None:
+            unreadable = refused_codings(codings, self.parser.get_http_version())
+            if unreadable is not None:
+                return unreadable
         # HTTP/1.0 has no Host field to require.
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
             return InvalidRequest("Send exactly one Host header.")
