@@ -349,14 +349,37 @@ def test_many_idle_connections_leave_room(bounded: ServerProcess) -> None:
         assert all(read_until_closed(sock) == b"" for sock in idle)
 
 
+def answered_connections(
+    stack: ExitStack, server: ServerProcess, count: int
+) -> list[socket.socket]:
+    """`count` connections to `server`, each answered once and kept alive."""
+    held = [stack.enter_context(connect(server)) for _ in range(count)]
+    for sock in held:
+        sock.sendall(request(b"GET", b"/healthz", close=False))
+        assert answer(read_response(sock)) == (200, "OK")
+    return held
+
+
+WAITING_FOR_BODY = (
+    b"POST /api/auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+    b"Expect: 100-continue\r\n\r\n"
+)
+"""A token request whose body the server asks for, then waits for."""
+
+
 def test_connections_beyond_cap_get_503(capped: ServerProcess) -> None:
-    """HTTP 503 SERVICE_UNAVAILABLE past NETCALC_MAX_CONNECTIONS, 200 once one frees."""
+    """HTTP 503 SERVICE_UNAVAILABLE past NETCALC_MAX_CONNECTIONS while no
+    connection is idle, 200 once one frees."""
     healthz = request(b"GET", b"/healthz")
     with ExitStack() as stack:
-        held = [stack.enter_context(connect(capped)) for _ in range(CAP)]
+        held = answered_connections(stack, capped, CAP)
         for sock in held:
-            sock.sendall(request(b"GET", b"/healthz", close=False))
-            assert answer(read_response(sock)) == (200, "OK")
+            sock.sendall(WAITING_FOR_BODY)
+            continued = b""
+            while b"\r\n\r\n" not in continued:
+                continued += sock.recv(65536)
+            assert continued.startswith(b"HTTP/1.1 100 ")
         assert answer(exchange(capped, healthz)) == (503, "SERVICE_UNAVAILABLE")
         held[0].close()
         for _ in range(int(WAIT / 0.1)):
@@ -365,6 +388,22 @@ def test_connections_beyond_cap_get_503(capped: ServerProcess) -> None:
             time.sleep(0.1)
         else:
             pytest.fail("no connection was admitted after one closed")
+
+
+def test_idle_connection_closed_to_make_room(capped: ServerProcess) -> None:
+    """At NETCALC_MAX_CONNECTIONS a new connection is served in place of the
+    kept-alive connection idle longest, which is closed and counted."""
+    healthz = request(b"GET", b"/healthz", close=False)
+    with ExitStack() as stack:
+        held = answered_connections(stack, capped, CAP)
+        held[0].sendall(healthz)
+        assert answer(read_response(held[0])) == (200, "OK")
+        assert answer(exchange(capped, request(b"GET", b"/healthz"))) == (200, "OK")
+        assert read_until_closed(held[1]) == b""
+        held[0].sendall(healthz)
+        assert answer(read_response(held[0])) == (200, "OK")
+        metrics = exchange(capped, request(b"GET", b"/metrics"))
+    assert b'netcalc_connections_refused_total{reason="evicted"}' in metrics
 
 
 def test_refusals_are_counted(bounded: ServerProcess) -> None:

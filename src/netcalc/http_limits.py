@@ -11,7 +11,10 @@ these bounds in the parser itself, with no per-request middleware:
   NETCALC_REQUEST_TIMEOUT_SECONDS of its first byte (or of the connection,
   for the first request): 408, then the connection is closed;
 - past NETCALC_MAX_CONNECTIONS open connections in this process, a new
-  connection's request is answered 503 and the connection closed.
+  connection takes the place of the kept-alive connection idle longest,
+  which is closed (RFC 9112 §9.6 lets a server close an idle connection at
+  any time); only when none is idle is its request answered 503 and the
+  connection closed.
 - a connection may pipeline at most PIPELINE_DEPTH requests ahead of the
   answers; past that it is answered 400 and closed, like a request that is
   not HTTP at all.
@@ -26,8 +29,14 @@ these bounds in the parser itself, with no per-request middleware:
   disconnect. Then the connection is closed.
 
 The answers are the contract's JSON error bodies from `netcalc.responses`,
-with `Connection: close`. Idle keep-alive connections are uvicorn's own
-business (`timeout_keep_alive`, set from NETCALC_KEEP_ALIVE_SECONDS).
+with `Connection: close`. uvicorn closes kept-alive connections idle for
+`timeout_keep_alive` (set from NETCALC_KEEP_ALIVE_SECONDS).
+
+A connection is idle from the moment its last answer is complete, with no
+request read and none unanswered, until its next request begins. The idle
+connections of a server are kept in a dict, oldest first, so that taking one
+out, putting one back and finding the longest idle are each a step, not a
+scan of every connection on every request.
 
 The protocol also gathers a response's writes into one (`GatheredWrites`):
 a small answer then costs one send and one wake-up of the client, not two.
@@ -39,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
+import weakref
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -139,6 +149,23 @@ def refused_codings(codings: bytes, http_version: str) -> UnreadableBody | None:
     )
 
 
+_IDLE: weakref.WeakKeyDictionary[ServerState, dict[LimitedHttpProtocol, None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def idle_connections(server_state: ServerState) -> dict[LimitedHttpProtocol, None]:
+    """The idle connections of one server, the one idle longest first.
+
+    Kept per server: one process may run several, each on its own event
+    loop, and a connection may only be closed from its own.
+    """
+    idle = _IDLE.get(server_state)
+    if idle is None:
+        idle = _IDLE[server_state] = {}
+    return idle
+
+
 class Refusal:
     """An ASGI app answering every request with one error and closing."""
 
@@ -223,6 +250,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._refusal_after_answers: bytes | None = None
         self._unreadable: UnreadableBody | None = None
+        self._idle = idle_connections(server_state)
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -230,11 +258,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.transport = GatheredWrites(transport, self.loop)  # type: ignore[assignment]
         if len(self.connections) > self.limits.max_connections:
-            TALLIES.refusal("busy")
-            self.app = Refusal(ServerBusy())
+            self._make_room()
         self._arm_deadline()
 
+    def _make_room(self) -> None:
+        """Close the connection idle longest for this one, or refuse this
+        one with 503 when none is idle."""
+        if not self._idle:
+            TALLIES.refusal("busy")
+            self.app = Refusal(ServerBusy())
+            return
+        longest = next(iter(self._idle))
+        del self._idle[longest]
+        TALLIES.refusal("evicted")
+        longest.transport.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._idle.pop(self, None)
         self._cancel_deadline()
         super().connection_lost(exc)
 
@@ -295,11 +335,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         last = not self.pipeline
         super().on_response_complete()
-        if last and self._refusal_after_answers and not self.transport.is_closing():
+        if not last or self.transport.is_closing():
+            return
+        if self._refusal_after_answers:
             self.transport.write(self._refusal_after_answers)
             self.transport.close()
+        elif not self._in_message:
+            self._idle[self] = None
 
     def on_message_begin(self) -> None:
+        self._idle.pop(self, None)
         # Each request parsed ahead of its turn holds a scope, and one read
         # can carry thousands of them. Raising here stops the parser, and
         # the connection is answered 400 and closed.
@@ -344,6 +389,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         self._in_message = False
         self._awaiting_head = True
+        if self.cycle.response_complete and not self.transport.is_closing():
+            # Answered before its body had all arrived: idle only now.
+            self._idle[self] = None
 
     def handle_websocket_upgrade(self) -> None:
         self._cancel_deadline()
