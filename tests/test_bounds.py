@@ -349,14 +349,37 @@ def test_many_idle_connections_leave_room(bounded: ServerProcess) -> None:
         assert all(read_until_closed(sock) == b"" for sock in idle)
 
 
+def answered_connections(
+    stack: ExitStack, server: ServerProcess, count: int
+) -> list[socket.socket]:
+    """`count` connections to `server`, each answered once and kept alive."""
+    held = [stack.enter_context(connect(server)) for _ in range(count)]
+    for sock in held:
+        sock.sendall(request(b"GET", b"/healthz", close=False))
+        assert answer(read_response(sock)) == (200, "OK")
+    return held
+
+
+WAITING_FOR_BODY = (
+    b"POST /api/auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+    b"Expect: 100-continue\r\n\r\n"
+)
+"""A token request whose body the server asks for, then waits for."""
+
+
 def test_connections_beyond_cap_get_503(capped: ServerProcess) -> None:
-    """HTTP 503 SERVICE_UNAVAILABLE past NETCALC_MAX_CONNECTIONS, 200 once one frees."""
+    """HTTP 503 SERVICE_UNAVAILABLE past NETCALC_MAX_CONNECTIONS while no
+    connection is idle, 200 once one frees."""
     healthz = request(b"GET", b"/healthz")
     with ExitStack() as stack:
-        held = [stack.enter_context(connect(capped)) for _ in range(CAP)]
+        held = answered_connections(stack, capped, CAP)
         for sock in held:
-            sock.sendall(request(b"GET", b"/healthz", close=False))
-            assert answer(read_response(sock)) == (200, "OK")
+            sock.sendall(WAITING_FOR_BODY)
+            continued = b""
+            while b"\r\n\r\n" not in continued:
+                continued += sock.recv(65536)
+            assert continued.startswith(b"HTTP/1.1 100 ")
         assert answer(exchange(capped, healthz)) == (503, "SERVICE_UNAVAILABLE")
         held[0].close()
         for _ in range(int(WAIT / 0.1)):
@@ -365,6 +388,22 @@ def test_connections_beyond_cap_get_503(capped: ServerProcess) -> None:
             time.sleep(0.1)
         else:
             pytest.fail("no connection was admitted after one closed")
+
+
+def test_idle_connection_closed_to_make_room(capped: ServerProcess) -> None:
+    """At NETCALC_MAX_CONNECTIONS a new connection is served in place of the
+    kept-alive connection idle longest, which is closed and counted."""
+    healthz = request(b"GET", b"/healthz", close=False)
+    with ExitStack() as stack:
+        held = answered_connections(stack, capped, CAP)
+        held[0].sendall(healthz)
+        assert answer(read_response(held[0])) == (200, "OK")
+        assert answer(exchange(capped, request(b"GET", b"/healthz"))) == (200, "OK")
+        assert read_until_closed(held[1]) == b""
+        held[0].sendall(healthz)
+        assert answer(read_response(held[0])) == (200, "OK")
+        metrics = exchange(capped, request(b"GET", b"/metrics"))
+    assert b'netcalc_connections_refused_total{reason="evicted"}' in metrics
 
 
 def test_refusals_are_counted(bounded: ServerProcess) -> None:
@@ -484,3 +523,118 @@ def test_trailer_fields_are_not_read_as_headers(bounded: ServerProcess) -> None:
         trailer=b"Content-Type: application/json",
     )
     assert answer(exchange(bounded, media_type_after)) == (400, "MISSING_HEADER")
+
+
+def chunked_token_request(chunks: bytes, coding: bytes = b"chunked") -> bytes:
+    """A JSON token request kept alive, its body sent as `chunks` under
+    `Transfer-Encoding: coding`."""
+    fields = (b"Content-Type: application/json", b"Transfer-Encoding: " + coding)
+    return request(b"POST", b"/api/auth/token", *fields, close=False) + chunks
+
+
+BAD_CHUNKS = [b"zz\r\nabc\r\n0\r\n\r\n", b"-5\r\nabc\r\n0\r\n\r\n", b"1" * 18 + b"\r\n"]
+BAD_CHUNK_IDS = ["not-hex", "negative", "18-hex-digits"]
+
+
+@pytest.mark.parametrize("chunks", BAD_CHUNKS, ids=BAD_CHUNK_IDS)
+def test_malformed_chunked_body_refused_at_once(
+    bounded: ServerProcess, chunks: bytes
+) -> None:
+    """RFC 9112 §7.1: a chunked body that cannot be read is answered 400
+    INVALID_REQUEST, not left to time out, and the connection is closed."""
+    reply = exchange(bounded, chunked_token_request(chunks))
+    assert statuses(reply) == [400]
+    assert answer(reply) == (400, "INVALID_REQUEST")
+    assert b"connection: close" in reply.lower()
+
+
+def test_app_answering_a_malformed_body_is_not_heard(bounded: ServerProcess) -> None:
+    """HTTP 400 alone for a malformed chunked body sent to an endpoint that
+    answers without reading it: what the app sends afterwards is dropped."""
+    data = request(b"POST", b"/healthz", b"Transfer-Encoding: chunked", close=False)
+    reply = exchange(bounded, data + BAD_CHUNKS[0])
+    assert statuses(reply) == [400]
+    assert answer(reply) == (400, "INVALID_REQUEST")
+
+
+@pytest.mark.parametrize("chunks", BAD_CHUNKS, ids=BAD_CHUNK_IDS)
+def test_pipelined_malformed_body_answered_after_those_before(
+    bounded: ServerProcess, chunks: bytes
+) -> None:
+    """Requests pipelined before one with a malformed chunked body get their
+    answers first, in order, then HTTP 400 for it, and the connection closes."""
+    healthz = request(b"GET", b"/healthz", close=False)
+    reply = exchange(bounded, healthz * 3 + chunked_token_request(chunks))
+    assert statuses(reply) == [200, 200, 200, 400]
+    assert answer(reply[reply.rindex(b"HTTP/1.1 400 ") :]) == (400, "INVALID_REQUEST")
+
+
+@pytest.mark.parametrize(
+    ("coding", "expected"),
+    [
+        (b"identity", (400, "INVALID_REQUEST")),
+        (b"xchunked", (400, "INVALID_REQUEST")),
+        (b"chunked, gzip", (400, "INVALID_REQUEST")),
+        (b"gzip, chunked", (501, "NOT_IMPLEMENTED")),
+        (b"gzip\r\nTransfer-Encoding: chunked", (501, "NOT_IMPLEMENTED")),
+    ],
+    ids=[
+        "identity",
+        "xchunked",
+        "chunked-then-gzip",
+        "gzip-then-chunked",
+        "two-fields",
+    ],
+)
+def test_transfer_coding_other_than_chunked_refused(
+    bounded: ServerProcess, coding: bytes, expected: tuple[int, str]
+) -> None:
+    """RFC 9112 §6.3 and §6.1: a body not chunked last is answered 400, one
+    chunked over another coding 501 NOT_IMPLEMENTED, and the connection closed."""
+    reply = exchange(bounded, chunked_token_request(b"2\r\n{}\r\n0\r\n\r\n", coding))
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert statuses(reply) == [expected[0]]
+    assert answer(reply) == expected
+    assert set(json.loads(body)) == {"status", "message"}
+    assert b"connection: close" in head.lower()
+
+
+def test_unknown_coding_answered_to_a_client_that_half_closed(
+    bounded: ServerProcess,
+) -> None:
+    """HTTP 400 INVALID_REQUEST, not a silent close, for a body sent as
+    `identity` by a client that then shuts its sending side."""
+    with connect(bounded) as sock:
+        sock.sendall(chunked_token_request(b"{}", b"identity"))
+        sock.shutdown(socket.SHUT_WR)
+        reply = read_until_closed(sock)
+    assert answer(reply) == (400, "INVALID_REQUEST")
+
+
+def test_pipelined_unknown_coding_answered_after_those_before(
+    bounded: ServerProcess,
+) -> None:
+    """Requests pipelined before one with an unknown transfer coding get their
+    answers first, in order, then HTTP 501 for it."""
+    healthz = request(b"GET", b"/healthz", close=False)
+    refused = chunked_token_request(b"2\r\n{}\r\n0\r\n\r\n", b"gzip, chunked")
+    reply = exchange(bounded, healthz * 2 + refused + healthz)
+    assert statuses(reply) == [200, 200, 501]
+
+
+def test_transfer_encoding_on_http_1_0_is_invalid(bounded: ServerProcess) -> None:
+    """RFC 9112 §6.1: HTTP/1.0 has no Transfer-Encoding, so a request sending
+    one is answered 400 INVALID_REQUEST and the connection closed."""
+    data = (
+        b"POST /api/auth/token HTTP/1.0\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    )
+    assert answer(exchange(bounded, data)) == (400, "INVALID_REQUEST")
+
+
+def test_chunked_coding_name_is_case_insensitive(bounded: ServerProcess) -> None:
+    """RFC 9112 §7: a body sent as `Chunked` is read as chunked, and the token
+    endpoint answers it."""
+    data = chunked_token_request(b"2\r\n{}\r\n0\r\n\r\n", b"Chunked")
+    data = data.replace(b"Host: 127.0.0.1", b"Host: 127.0.0.1\r\nConnection: close")
+    assert answer(exchange(bounded, data)) == (401, "MISSING_CREDENTIALS")

@@ -12,6 +12,8 @@ the standard OAuth endpoints is carried too where it differs.
     │   ├── RequestTimeout          408 REQUEST_TIMEOUT
     │   ├── MissingHeader           400 MISSING_HEADER
     │   ├── InvalidRequest          400 INVALID_REQUEST
+    │   ├── UnreadableBody          400 INVALID_REQUEST (body has no known end)
+    │   │   └── UnknownTransferCoding   501 NOT_IMPLEMENTED
     │   ├── ClientGone              400 CLIENT_DISCONNECTED (logged, never seen)
     │   ├── MethodNotAllowed        405 METHOD_NOT_ALLOWED
     │   └── MissingValues           400 MISSING_VALUES
@@ -117,6 +119,26 @@ class InvalidRequest(RequestError):
 
     status = "INVALID_REQUEST"
     default_message = "The request is malformed."
+
+
+class UnreadableBody(RequestError):
+    """The request's body cannot be read, so nothing sent after its head is:
+    where it ends is unknown (RFC 9112 §6.3)."""
+
+    status = "INVALID_REQUEST"
+    default_message = "Where the request's body ends is unknown; send Content-Length."
+
+
+class UnknownTransferCoding(UnreadableBody):
+    """The body is chunked over another transfer coding, which is not
+    implemented (RFC 9112 §6.1)."""
+
+    status = "NOT_IMPLEMENTED"
+    http_status = 501
+    default_message = (
+        "The request's Transfer-Encoding is not one this server implements; "
+        "send the body with Content-Length, or with 'Transfer-Encoding: chunked'."
+    )
 
 
 class ClientGone(RequestError):

@@ -11,7 +11,10 @@ these bounds in the parser itself, with no per-request middleware:
   NETCALC_REQUEST_TIMEOUT_SECONDS of its first byte (or of the connection,
   for the first request): 408, then the connection is closed;
 - past NETCALC_MAX_CONNECTIONS open connections in this process, a new
-  connection's request is answered 503 and the connection closed.
+  connection takes the place of the kept-alive connection idle longest,
+  which is closed (RFC 9112 §9.6 lets a server close an idle connection at
+  any time); only when none is idle is its request answered 503 and the
+  connection closed.
 - a connection may pipeline at most PIPELINE_DEPTH requests ahead of the
   answers; past that it is answered 400 and closed, like a request that is
   not HTTP at all.
@@ -19,10 +22,21 @@ these bounds in the parser itself, with no per-request middleware:
   more than one Authorization field, is answered 400 and the connection
   closed: a proxy in front of netcalc might have read it another way.
 - the trailer fields of a chunked body are dropped, never read as headers.
+- a body that cannot be read is never waited for (RFC 9112 §6): a
+  Transfer-Encoding that does not end in chunked, or any on HTTP/1.0, is
+  answered 400; chunked over another coding 501 (not implemented); a chunked
+  body that turns out malformed 400 at once, the app reading it told of a
+  disconnect. Then the connection is closed.
 
 The answers are the contract's JSON error bodies from `netcalc.responses`,
-with `Connection: close`. Idle keep-alive connections are uvicorn's own
-business (`timeout_keep_alive`, set from NETCALC_KEEP_ALIVE_SECONDS).
+with `Connection: close`. uvicorn closes kept-alive connections idle for
+`timeout_keep_alive` (set from NETCALC_KEEP_ALIVE_SECONDS).
+
+A connection is idle from the moment its last answer is complete, with no
+request read and none unanswered, until its next request begins. The idle
+connections of a server are kept in a dict, oldest first, so that taking one
+out, putting one back and finding the longest idle are each a step, not a
+scan of every connection on every request.
 
 The protocol also gathers a response's writes into one (`GatheredWrites`):
 a small answer then costs one send and one wake-up of the client, not two.
@@ -34,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
+import weakref
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -49,7 +64,10 @@ from netcalc.errors import (
     NetcalcError,
     RequestTimeout,
     ServerBusy,
+    UnknownTransferCoding,
+    UnreadableBody,
     UriTooLong,
+    quoted,
 )
 from netcalc.http_head import CheckedHeadsCycle
 from netcalc.metrics import TALLIES
@@ -66,6 +84,11 @@ PIPELINE_DEPTH = 32
 """Requests one connection may send ahead of the answers (RFC 9112 §9.3.2)."""
 
 _NOT_HTTP = "The request is not valid HTTP/1.1."
+
+_NOT_CHUNKED = (
+    "The request's chunked body is malformed (RFC 9112 §7.1); send it again "
+    "as valid chunks, or with Content-Length."
+)
 
 GATHER_LIMIT = 65536
 """Bytes gathered into one write before it is sent without waiting."""
@@ -97,6 +120,50 @@ def process_limits() -> ConnectionLimits:
     read the same environment that `netcalc serve` checked at start.
     """
     return ConnectionLimits.from_settings(load_settings())
+
+
+def refused_codings(codings: bytes, http_version: str) -> UnreadableBody | None:
+    """Why a body sent with Transfer-Encoding `codings` cannot be read, if it
+    cannot: HTTP/1.0 has no transfer codings (RFC 9112 §6.1), a body not
+    chunked last has no known end (§6.3), and chunked is the one coding
+    implemented (§6.1). Coding names are case-insensitive (§7)."""
+    if http_version == "1.0":
+        return UnreadableBody(
+            "An HTTP/1.0 request cannot use Transfer-Encoding; "
+            "send the body with Content-Length."
+        )
+    codings = codings.lower()
+    if codings == b"chunked":
+        return None
+    shown = quoted(codings.decode("latin-1"))
+    if codings.rpartition(b",")[2].strip() != b"chunked":
+        return UnreadableBody(
+            f"Transfer-Encoding {shown} does not end in chunked, so where the "
+            "body ends is unknown; send it with Content-Length, or with "
+            "'Transfer-Encoding: chunked'."
+        )
+    return UnknownTransferCoding(
+        f"Transfer-Encoding {shown} is not implemented: chunked is the only "
+        "transfer coding read here. Send the body with Content-Length, or with "
+        "'Transfer-Encoding: chunked' alone."
+    )
+
+
+_IDLE: weakref.WeakKeyDictionary[ServerState, dict[LimitedHttpProtocol, None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def idle_connections(server_state: ServerState) -> dict[LimitedHttpProtocol, None]:
+    """The idle connections of one server, the one idle longest first.
+
+    Kept per server: one process may run several, each on its own event
+    loop, and a connection may only be closed from its own.
+    """
+    idle = _IDLE.get(server_state)
+    if idle is None:
+        idle = _IDLE[server_state] = {}
+    return idle
 
 
 class Refusal:
@@ -182,6 +249,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._awaiting_head = True
         self._head_bytes = 0
         self._refusal_after_answers: bytes | None = None
+        self._unreadable: UnreadableBody | None = None
+        self._idle = idle_connections(server_state)
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -189,11 +258,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.transport = GatheredWrites(transport, self.loop)  # type: ignore[assignment]
         if len(self.connections) > self.limits.max_connections:
-            TALLIES.refusal("busy")
-            self.app = Refusal(ServerBusy())
+            self._make_room()
         self._arm_deadline()
 
+    def _make_room(self) -> None:
+        """Close the connection idle longest for this one, or refuse this
+        one with 503 when none is idle."""
+        if not self._idle:
+            TALLIES.refusal("busy")
+            self.app = Refusal(ServerBusy())
+            return
+        longest = next(iter(self._idle))
+        del self._idle[longest]
+        TALLIES.refusal("evicted")
+        longest.transport.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._idle.pop(self, None)
         self._cancel_deadline()
         super().connection_lost(exc)
 
@@ -226,11 +307,27 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn answers bytes the parser refuses in plain text; the
         # contract's errors are JSON. `msg` is uvicorn's, already logged.
-        refusal = Refusal(InvalidRequest(_NOT_HTTP)).raw()
-        if self.cycle is not None and not self.cycle.response_complete:
+        error = self._unreadable or InvalidRequest(_NOT_HTTP)
+        cycle = self.cycle
+        if not self._awaiting_head and not cycle.response_complete:
+            # The refused bytes are the chunked body of the request read last
+            # (RFC 9112 §7.1): it never arrives whole, so it is answered in
+            # its turn, and never handed to the app as if it might.
+            error = InvalidRequest(_NOT_CHUNKED)
+            if not self.pipeline:
+                self._close_with(error)
+                return
+            # Read ahead of its turn: it is never run.
+            self.pipeline.popleft()
+        refusal = Refusal(error).raw()
+        if cycle is not None and not cycle.response_complete:
             # Requests read before the refused bytes are answered first, in
-            # order, so that no answer is taken for another's.
+            # order, so that no answer is taken for another's. Nothing more
+            # is read, so no request deadline runs meanwhile.
             self._refusal_after_answers = refusal
+            self._in_message = False
+            self._head_bytes = 0
+            self._cancel_deadline()
             return
         self.transport.write(refusal)
         self.transport.close()
@@ -238,11 +335,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         last = not self.pipeline
         super().on_response_complete()
-        if last and self._refusal_after_answers and not self.transport.is_closing():
+        if not last or self.transport.is_closing():
+            return
+        if self._refusal_after_answers:
             self.transport.write(self._refusal_after_answers)
             self.transport.close()
+        elif not self._in_message:
+            self._idle[self] = None
 
     def on_message_begin(self) -> None:
+        self._idle.pop(self, None)
         # Each request parsed ahead of its turn holds a scope, and one read
         # can carry thousands of them. Raising here stops the parser, and
         # the connection is answered 400 and closed.
@@ -262,9 +364,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        error = self._refused_head()
+        if isinstance(error, UnreadableBody):
+            # No byte after this head can be read, not knowing where its body
+            # ends: it never becomes a request. Raising stops the parser, and
+            # `send_400_response` answers it in its turn.
+            self._unreadable = error
+            raise RuntimeError(error.message)
         self._awaiting_head = False
         self._head_bytes = 0
-        error = self._refused_head()
         if error is not None:
             self.app = Refusal(error)
             # httptools cannot split a URL over 64 KiB and would answer a
@@ -281,6 +389,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         self._in_message = False
         self._awaiting_head = True
+        if self.cycle.response_complete and not self.transport.is_closing():
+            # Answered before its body had all arrived: idle only now.
+            self._idle[self] = None
 
     def handle_websocket_upgrade(self) -> None:
         self._cancel_deadline()
@@ -288,24 +399,32 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _refused_head(self) -> NetcalcError | None:
         """What a complete head is refused with, if anything: it is too
-        large, or a proxy in front might read it another way, its Host or
-        Authorization field not being one line (RFC 9112 §3.2, RFC 9110
-        §5.3). One pass over the fields, since every request takes it."""
+        large, its body cannot be read, or a proxy in front might read it
+        another way, its Host or Authorization field not being one line
+        (RFC 9112 §3.2, RFC 9110 §5.3). One pass over the fields, since
+        every request takes it."""
         limit = self.limits.header_limit
         if len(self.url) > limit:
             TALLIES.refusal("head_too_large")
             return UriTooLong()
         size = len(self.url)
         hosts = authorizations = 0
+        codings: bytes | None = None
         for name, value in self.headers:
             size += len(name) + len(value) + FIELD_OVERHEAD
             if name == b"host":
                 hosts += 1
             elif name == b"authorization":
                 authorizations += 1
+            elif name == b"transfer-encoding":
+                codings = value if codings is None else codings + b", " + value
         if size > limit:
             TALLIES.refusal("head_too_large")
             return HeadersTooLarge()
+        if codings is not None:
+            unreadable = refused_codings(codings, self.parser.get_http_version())
+            if unreadable is not None:
+                return unreadable
         # HTTP/1.0 has no Host field to require.
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
             return InvalidRequest("Send exactly one Host header.")

@@ -218,7 +218,9 @@ def _refusals(total: Tallies) -> Metric:
     family = CounterMetricFamily(
         "netcalc_connections_refused",
         "Requests refused or connections closed by a connection bound, by "
-        "reason: head_too_large, timeout, idle, busy or pipeline.",
+        "reason: head_too_large, timeout, idle (opened, never used), evicted "
+        "(kept alive idle, closed for a new connection at the cap), busy or "
+        "pipeline.",
         labels=["reason"],
     )
     for reason, n in sorted(total.refused.items()):
