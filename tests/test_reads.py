@@ -85,7 +85,9 @@ def saved(console: Console, owner: str) -> list[dict[str, Any]]:
     async def save_two(engine: AsyncEngine) -> list[dict[str, Any]]:
         network = {"network_address": "10.0.0.0", "subnet_bits": 8}
         return [
-            await save_subnet(engine, owner, new_subnet(network | {"name": name}))
+            await save_subnet(
+                engine, owner, new_subnet(network | {"name": name}), limit=1000
+            )
             for name in ("first", "second")
         ]
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
-from tests.support import Console, token_body
+from netcalc.app import create_app
+from netcalc.errors import SubnetLimitReached
+from netcalc.subnets.service import new_subnet, save_subnet
+from netcalc.subnets.tables import subnets
+from tests.support import Console, make_settings, token_body
 
 SUBNETS = "/api/account/subnets"
 BODY_LIMIT = 16 * 1024
@@ -449,3 +457,55 @@ def test_a_method_no_route_takes_names_every_method_that_does(
         "message": f"This endpoint only accepts {allow}.",
     }
     assert response.headers["allow"] == allow
+
+
+# --- how many an account may keep -------------------------------------------
+
+
+def test_an_account_saves_at_most_its_limit(
+    tmp_path: Path, database_url: str, console: Console
+) -> None:
+    """Past NETCALC_SUBNETS_PER_ACCOUNT the save is refused, naming the limit;
+    deleting one makes room again."""
+    settings = make_settings(tmp_path, database_url=database_url, subnets_per_account=2)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        headers = bearer_for(client, console, "full@example.com")
+        subnet = {"network_address": "10.0.0.0", "subnet_bits": 8, "name": "lab"}
+        first, _ = save(client, headers, subnet), save(client, headers, subnet)
+
+        refused = client.post(SUBNETS, json=subnet, headers=headers)
+        assert refused.status_code == 400
+        assert refused.json() == {
+            "status": "SUBNET_LIMIT_REACHED",
+            "message": "This account has saved 2 subnets, as many as it may: "
+            "delete one before saving another.",
+        }
+        assert len(client.get(SUBNETS, headers=headers).json()["subnets"]) == 2
+
+        client.delete(f"{SUBNETS}/{first['id']}", headers=headers)
+        save(client, headers, subnet)
+
+
+def test_saves_at_once_never_pass_the_limit(console: Console) -> None:
+    """Twelve saves sent together to an account allowed three store three."""
+    owner = console.account("racing@example.com")
+    subnet = new_subnet({"network_address": "10.0.0.0", "subnet_bits": 8, "name": "x"})
+
+    async def save_together(engine: AsyncEngine) -> list[bool]:
+        async def one() -> bool:
+            try:
+                await save_subnet(engine, owner, subnet, limit=3)
+            except SubnetLimitReached:
+                return False
+            return True
+
+        return list(await asyncio.gather(*(one() for _ in range(12))))
+
+    assert sorted(console.run(save_together)) == [False] * 9 + [True] * 3
+
+    async def kept(engine: AsyncEngine) -> int:
+        query = select(func.count()).where(subnets.c.account_id == owner)
+        async with engine.connect() as connection:
+            return int(await connection.scalar(query) or 0)
+
+    assert console.run(kept) == 3

@@ -344,6 +344,14 @@ class NoSuchEndpoint(NotFound):
     default_message = "No such endpoint."
 
 
+class SubnetLimitReached(NetcalcError):
+    """The account already holds as many saved subnets as it may."""
+
+    status = "SUBNET_LIMIT_REACHED"
+    http_status = 400
+    default_message = "This account has saved as many subnets as it may."
+
+
 class NetworkAddressInvalid(NetcalcError):
     """A saved subnet's address or prefix length is not a valid IPv4 network."""
 

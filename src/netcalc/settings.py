@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     revocation_resync_seconds: float = Field(10.0, gt=0)
     # Days an audit event is kept; 0 keeps every event.
     audit_retention_days: int = Field(365, ge=0, le=100 * 365)
+    # Each account's saved subnets are listed whole in one answer.
+    subnets_per_account: int = Field(1000, ge=1, le=100_000)
 
     @field_validator(
         "failed_auth_per_client",

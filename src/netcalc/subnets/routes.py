@@ -51,7 +51,8 @@ async def save_subnet(request: Request, token: Writer) -> Response:
     body = await read_body(request, runtime.settings.body_limit)
     await check_live(request, token)
     subnet = service.new_subnet(parse_json_object(body))
-    saved = await service.save_subnet(runtime.engine, token.account_id, subnet)
+    limit = runtime.settings.subnets_per_account
+    saved = await service.save_subnet(runtime.engine, token.account_id, subnet, limit)
     return ok({"subnet": saved})
 
 

@@ -6,15 +6,17 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from netcalc.accounts.tables import accounts
 from netcalc.db import Reads, Row, new_id, utcnow
 from netcalc.errors import (
     InvalidRequest,
     MissingValues,
     NetworkAddressInvalid,
     NotFound,
+    SubnetLimitReached,
 )
 from netcalc.subnets.tables import subnets
 from netcalc.text import is_printable, shows_anything
@@ -152,14 +154,36 @@ async def get_subnet(reads: Reads, account_id: str, subnet_id: str) -> dict[str,
 
 
 async def save_subnet(
-    engine: AsyncEngine, account_id: str, subnet: dict[str, Any]
+    engine: AsyncEngine, account_id: str, subnet: dict[str, Any], limit: int
 ) -> dict[str, Any]:
-    """Store a validated subnet for the account and return it as shown."""
+    """Store a validated subnet for the account and return it as shown.
+
+    Raises:
+        SubnetLimitReached: the account holds `limit` subnets already.
+    """
     values = subnet | {"id": new_id(), "account_id": account_id}
     values["created_at"] = utcnow()
     async with engine.begin() as connection:
+        # Saves at once are counted one after the other: PostgreSQL locks the
+        # account's row here, and SQLite, whose transaction begins at the
+        # insert, holds its one write lock from there until the commit.
+        await connection.execute(_LOCK_ACCOUNT, {"account_id": account_id})
         await connection.execute(subnets.insert().values(**values))
+        saved = await connection.scalar(_COUNT, {"account_id": account_id})
+        if (saved or 0) > limit:
+            raise SubnetLimitReached(
+                f"This account has saved {limit} subnets, as many as it may: "
+                "delete one before saving another."
+            )
     return present(values)
+
+
+_LOCK_ACCOUNT = (
+    select(accounts.c.id)
+    .where(accounts.c.id == bindparam("account_id"))
+    .with_for_update()
+)
+_COUNT = select(func.count()).where(subnets.c.account_id == bindparam("account_id"))
 
 
 async def delete_subnet(engine: AsyncEngine, account_id: str, subnet_id: str) -> None:
