@@ -24,6 +24,7 @@ from netcalc.accounts.sessions import VISITOR_LIFETIME
 from netcalc.accounts.tables import accounts
 from netcalc.accounts.tables import console_sessions as sessions
 from netcalc.app import create_app
+from netcalc.audit import MAX_LIMIT, list_events
 from netcalc.db import utcnow
 from netcalc.errors import TooManySignUps
 from netcalc.runtime import Runtime
@@ -402,6 +403,69 @@ def test_sign_up_limit_counts_each_address_apart() -> None:
         await limit.count("192.0.2.2")
 
     asyncio.run(scenario())
+
+
+@contextlib.contextmanager
+def closed_console(
+    tmp_path: Path, settings: Settings, **overrides: Any
+) -> Iterator[TestClient]:
+    """The app on the test's database with NETCALC_SIGNUP=closed."""
+    closed = make_settings(
+        tmp_path, database_url=settings.database_url, signup="closed", **overrides
+    )
+    with TestClient(create_app(closed)) as client:
+        yield client
+
+
+def assert_sign_up_is_closed(response: httpx.Response) -> None:
+    """The console's error page saying sign-up is closed, without its form."""
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<title>Sign-up is closed · netcalc console</title>" in response.text
+    assert "netcalc accounts create EMAIL" in response.text
+    assert "/signup" not in response.text
+
+
+def test_closed_sign_up_page_answers_403(
+    tmp_path: Path, settings: Settings, console: Console
+) -> None:
+    """With sign-up closed, its page says so and how accounts are made."""
+    with closed_console(tmp_path, settings) as client:
+        assert_sign_up_is_closed(client.get("/signup"))
+
+
+def test_closed_sign_up_creates_nothing_and_counts_nothing(
+    tmp_path: Path, settings: Settings, console: Console
+) -> None:
+    """A sign-up posted while closed makes no account, writes no audit event
+    and does not count against the address's sign-up limit."""
+    values = {"email": "x@example.com", "password": PASSWORD}
+    with closed_console(tmp_path, settings, signups_per_address="1/hour") as client:
+        for _ in range(2):
+            response = post_form(
+                client, "/signup", values | {"password_again": PASSWORD}, "/signin"
+            )
+            assert_sign_up_is_closed(response)
+        assert client.get("/credentials", follow_redirects=False).status_code == 303
+    assert console.run(service.count_accounts) == 0
+    assert console.run(lambda e: list_events(e, limit=MAX_LIMIT)) == []
+
+
+def test_sign_in_links_to_sign_up_only_when_open(
+    tmp_path: Path, settings: Settings, client: TestClient, console: Console
+) -> None:
+    """The sign-in page offers sign-up when it is open and not when closed,
+    where an account made by an operator still signs in."""
+    assert 'href="/signup"' in client.get("/signin").text
+    console.account("made@example.com")
+    with closed_console(tmp_path, settings) as closed:
+        page = closed.get("/signin")
+        assert page.status_code == 200
+        assert "/signup" not in page.text
+        refused = sign_in(closed, "made@example.com", "not the password")
+        assert refused.status_code == 400
+        assert "/signup" not in refused.text
+        assert sign_in(closed, "made@example.com", PASSWORD).status_code == 303
 
 
 def test_failures_counted_during_the_check_refuse_the_right_password(

@@ -57,6 +57,37 @@ def test_an_issuer_that_is_no_url_is_refused(
     assert "hunter2" not in refused.value.message
 
 
+def test_sign_up_is_open_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without NETCALC_SIGNUP the console lets visitors create accounts."""
+    monkeypatch.delenv("NETCALC_SIGNUP", raising=False)
+    assert load_settings().signup_open
+
+
+@pytest.mark.parametrize(("value", "is_open"), [("open", True), ("closed", False)])
+def test_sign_up_is_open_or_closed(
+    monkeypatch: pytest.MonkeyPatch, value: str, is_open: bool
+) -> None:
+    """NETCALC_SIGNUP takes `open` or `closed`."""
+    monkeypatch.setenv("NETCALC_SIGNUP", value)
+    assert load_settings().signup_open is is_open
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["off", "no", "Closed", "closed ", ""],
+    ids=["off", "no", "capitalised", "trailing-space", "empty"],
+)
+def test_a_sign_up_mode_other_than_open_or_closed_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Any other value of NETCALC_SIGNUP stops the start, named, with both
+    choices."""
+    monkeypatch.setenv("NETCALC_SIGNUP", value)
+    with pytest.raises(UsageError, match="NETCALC_SIGNUP") as refused:
+        load_settings()
+    assert "'open' or 'closed'" in refused.value.message
+
+
 @pytest.mark.server
 def test_serve_stops_at_start_on_a_bad_setting(tmp_path: Path) -> None:
     """The server does not start on a bad issuer; it names the variable."""

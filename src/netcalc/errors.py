@@ -34,6 +34,7 @@ the standard OAuth endpoints is carried too where it differs.
     ├── NotFound                400 NOT_FOUND
     │   └── NoSuchEndpoint          404 NOT_FOUND
     ├── CsrfRejected            403 CSRF_REJECTED
+    ├── SignUpClosed            403 SIGN_UP_CLOSED
     ├── FormAlreadySent         409 FORM_ALREADY_SENT
     ├── NetworkAddressInvalid   400 NETWORK_ADDRESS_INVALID
     ├── NoAddressSpecified      400 NO_ADDRESS_SPECIFIED
@@ -322,6 +323,17 @@ class CsrfRejected(NetcalcError):
     default_message = (
         "This form has expired or was not sent from this site. "
         "Reload the page and try again."
+    )
+
+
+class SignUpClosed(NetcalcError):
+    """Console sign-up is turned off (NETCALC_SIGNUP=closed)."""
+
+    status = "SIGN_UP_CLOSED"
+    http_status = 403
+    default_message = (
+        "Sign-up is closed on this server. An operator creates accounts with "
+        "'netcalc accounts create EMAIL'."
     )
 
 

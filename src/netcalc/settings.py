@@ -25,6 +25,10 @@ SigningAlgorithm = Literal["ES256", "EdDSA", "RS256"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
+SignUp = Literal["open", "closed"]
+"""Whether visitors may create accounts in the console: `closed` leaves
+account creation to an operator's `netcalc accounts create`."""
+
 MAX_ROTATION_GRACE = 30 * 86400
 """The longest an old secret may keep working after a rotation: 30 days."""
 
@@ -54,6 +58,7 @@ class Settings(BaseSettings):
     failed_auth_per_address: str = "60/minute"
     failed_signin_per_email: str = "5/minute"
     failed_signin_per_address: str = "30/minute"
+    signup: SignUp = "open"
     signups_per_address: str = "10/hour"
     key_refresh_seconds: float = Field(30.0, gt=0)
     usage_flush_seconds: float = Field(5.0, gt=0)
@@ -121,6 +126,11 @@ class Settings(BaseSettings):
     def address_limit(self) -> RateLimitItem:
         """Failed authentications allowed from one remote address."""
         return parse(self.failed_auth_per_address)
+
+    @property
+    def signup_open(self) -> bool:
+        """True when visitors may create accounts in the console."""
+        return self.signup == "open"
 
     @property
     def is_sqlite(self) -> bool:

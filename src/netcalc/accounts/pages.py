@@ -16,7 +16,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from netcalc.accounts.passwords import MIN_LENGTH
-from netcalc.errors import CsrfRejected, FormAlreadySent, NetcalcError, NotFound
+from netcalc.errors import (
+    CsrfRejected,
+    FormAlreadySent,
+    NetcalcError,
+    NotFound,
+    SignUpClosed,
+)
 
 NO_STORE = {"Cache-Control": "no-store"}
 """Console pages hold account data, and some a secret: never cached."""
@@ -25,6 +31,7 @@ _TITLES = {
     CsrfRejected: "This form cannot be used",
     FormAlreadySent: "This form was already sent",
     NotFound: "Not found",
+    SignUpClosed: "Sign-up is closed",
 }
 
 _WAYS_BACK: dict[type[NetcalcError], tuple[str, str]] = {

@@ -2,7 +2,8 @@
 
 A visitor gets a session too, without an account, so the sign-up and
 sign-in forms carry CSRF tokens like every other. Sign-ins are throttled
-per email and per address, sign-ups per address.
+per email and per address, sign-ups per address. With NETCALC_SIGNUP=closed
+the sign-up route answers 403 and the sign-in page does not link to it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from netcalc.accounts.activity import (
 from netcalc.accounts.holders import posted, session_of
 from netcalc.accounts.pages import PageRoute, redirect, render
 from netcalc.accounts.passwords import verify_password
-from netcalc.accounts.sessions import COOKIE_NAME, ConsoleSession, OpenedSession
+from netcalc.accounts.sessions import COOKIE_NAME, OpenedSession
 from netcalc.auth.exchange import client_address
-from netcalc.errors import NetcalcError, TooManyRequests, UsageError
+from netcalc.errors import NetcalcError, SignUpClosed, TooManyRequests, UsageError
 from netcalc.runtime import runtime_of
 
 visitor_router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -55,15 +56,41 @@ async def home(request: Request) -> Response:
     return redirect("/credentials" if signed_in else "/signin")
 
 
+def _check_sign_up_open(request: Request) -> None:
+    """Raise SignUpClosed unless visitors may create accounts here."""
+    if not runtime_of(request).settings.signup_open:
+        raise SignUpClosed()
+
+
+def _form_page(
+    request: Request,
+    template: str,
+    csrf_token: str,
+    email: str = "",
+    error: NetcalcError | None = None,
+) -> Response:
+    """A sign-in or sign-up form, with what the visitor typed as email and
+    why it was refused, if it was."""
+    return render(
+        template,
+        error.http_status if error else 200,
+        error.headers() if error else None,
+        csrf_token=csrf_token,
+        email=email,
+        error=error.message if error else None,
+        signup_open=runtime_of(request).settings.signup_open,
+    )
+
+
 async def _visitor_page(request: Request, template: str) -> Response:
     """A sign-in or sign-up form, with a visitor session for its CSRF token."""
     session = await session_of(request)
     if session is not None and session.signed_in:
         return redirect("/credentials")
     if session is not None:
-        return render(template, csrf_token=session.csrf_token, email="", error=None)
+        return _form_page(request, template, session.csrf_token)
     opened = await runtime_of(request).console.sessions.start(None)
-    page = render(template, csrf_token=opened.session.csrf_token, email="", error=None)
+    page = _form_page(request, template, opened.session.csrf_token)
     return _with_cookie(request, page, opened)
 
 
@@ -76,6 +103,7 @@ async def sign_in_page(request: Request) -> Response:
 @visitor_router.get("/signup")
 async def sign_up_page(request: Request) -> Response:
     """The sign-up form."""
+    _check_sign_up_open(request)
     return await _visitor_page(request, "signup.html")
 
 
@@ -122,7 +150,8 @@ async def sign_in(request: Request) -> Response:
             account_id, replacing=session, password_hash=checked
         )
     except (TooManyRequests, UsageError) as error:
-        return _refused("signin.html", session, form.get("email"), error)
+        typed = form.get("email")
+        return _form_page(request, "signin.html", session.csrf_token, typed, error)
     await signed_in(runtime.engine, account_id, email, client_address(request))
     return _with_cookie(request, redirect("/credentials"), opened)
 
@@ -130,6 +159,9 @@ async def sign_in(request: Request) -> Response:
 @visitor_router.post("/signup")
 async def sign_up(request: Request) -> Response:
     """Create an account and sign it in."""
+    # Before the form is read: a closed sign-up counts against no limit and
+    # leaves no trace but the request's log line.
+    _check_sign_up_open(request)
     session, form = await posted(request)
     runtime = runtime_of(request)
     email, password = form.get("email"), form.get("password")
@@ -145,24 +177,9 @@ async def sign_up(request: Request) -> Response:
             address=client_address(request),
         )
     except (TooManyRequests, UsageError) as error:
-        return _refused("signup.html", session, email, error)
+        return _form_page(request, "signup.html", session.csrf_token, email, error)
     opened = await runtime.console.sessions.start(account_id, replacing=session)
     return _with_cookie(request, redirect("/credentials"), opened)
-
-
-def _refused(
-    template: str, session: ConsoleSession, email: str, error: NetcalcError
-) -> Response:
-    """The form shown again with what the visitor typed as email and why it
-    was refused."""
-    return render(
-        template,
-        error.http_status,
-        error.headers(),
-        csrf_token=session.csrf_token,
-        email=email,
-        error=error.message,
-    )
 
 
 @visitor_router.post("/signout")
