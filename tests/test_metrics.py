@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -113,3 +114,29 @@ def test_a_worker_writes_its_file_only_when_its_counts_changed(
     assert [path.suffix for path in tmp_path.iterdir()] == [".json"]
     counts = json.loads(written.read_text())
     assert counts["token_requests"] == [[TOKEN, "OK", 1]]
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "{not json",
+        "[]",
+        '{"token_requests": [["/api/auth/token", "OK", "seven"]]}',
+        '{"token_requests": [], "latency": {"x": {"buckets": [1], "sum": 0}}}',
+    ],
+    ids=["not-json", "not-an-object", "not-a-number", "missing-refused"],
+)
+def test_a_file_that_holds_no_counts_is_skipped(
+    tmp_path: Path, garbage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scrape leaves out, with a warning, a file in the folder that holds
+    no worker's counts, and still reports the rest."""
+    (tmp_path / "4242.json").write_text(garbage)
+    mine = Tallies()
+    mine.token_request(TOKEN, "OK", 0.002)
+
+    scraped = samples(tallied(mine, WorkerFiles(tmp_path, mine)))
+
+    labels = (("endpoint", TOKEN), ("status", "OK"))
+    assert ("netcalc_token_requests_total", labels, 1.0) in scraped
+    assert "skipped 4242.json in the metrics folder" in caplog.text

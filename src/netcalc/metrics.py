@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ itself, not by users."""
 
 WRITE_SECONDS = 1.0
 """How often a worker replaces its file while its counts change."""
+
+logger = logging.getLogger("netcalc")
 
 
 class Tallies:
@@ -129,16 +132,26 @@ class WorkerFiles:
         draft.replace(self._own)
         self._written = changes
 
-    def others(self) -> Iterator[dict[str, Any]]:
+    def others(self) -> Iterator[Tallies]:
         """The counts every other worker wrote, a worker that ended included."""
         for path in self._folder.glob("*.json"):
             if path == self._own:
                 continue
+            counts = Tallies()
             try:
-                yield json.loads(path.read_text())
+                counts.add(json.loads(path.read_text()))
             except FileNotFoundError:
                 # The server is stopping and has taken the folder away.
                 continue
+            except (OSError, ValueError, LookupError, TypeError) as exc:
+                logger.warning(
+                    "skipped %s in the metrics folder: it holds no worker's "
+                    "counts (%s)",
+                    path.name,
+                    exc,
+                )
+                continue
+            yield counts
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._keep_writing())
@@ -181,7 +194,7 @@ class TalliesCollector(Collector):
         total.add(self._tallies.as_json())
         if self.files is not None:
             for counts in self.files.others():
-                total.add(counts)
+                total.add(counts.as_json())
         yield _token_requests(total)
         yield _token_latency(total)
         yield _refusals(total)
