@@ -140,3 +140,23 @@ def test_a_file_that_holds_no_counts_is_skipped(
     labels = (("endpoint", TOKEN), ("status", "OK"))
     assert ("netcalc_token_requests_total", labels, 1.0) in scraped
     assert "skipped 4242.json in the metrics folder" in caplog.text
+
+
+def test_scrapes_by_either_worker_never_count_less(tmp_path: Path) -> None:
+    """Scrapes answered in turn by two workers, one busy between its
+    timer's writes, never report fewer requests than an earlier scrape."""
+    busy, quiet = Tallies(), Tallies()
+    busy_files, quiet_files = WorkerFiles(tmp_path, busy), WorkerFiles(tmp_path, quiet)
+    ok = ("netcalc_token_requests_total", (("endpoint", TOKEN), ("status", "OK")))
+
+    def counted(tallies: Tallies, files: WorkerFiles) -> float:
+        scraped = samples(tallied(tallies, files))
+        return next((v for name, labels, v in scraped if (name, labels) == ok), 0.0)
+
+    reported = []
+    for _ in range(3):
+        for _ in range(10):
+            busy.token_request(TOKEN, "OK", 0.002)
+        reported.append(counted(busy, busy_files))
+        reported.append(counted(quiet, quiet_files))
+    assert reported == [10.0, 10.0, 20.0, 20.0, 30.0, 30.0]

@@ -9,9 +9,12 @@ library's own metrics have.
 With several workers behind one port, a scrape reaches whichever worker
 accepts it. So `serve --workers N` gives the workers a folder of their own
 (`NETCALC_WORKER_METRICS_DIR`), where each one replaces a file of its counts
-once a second while they change. The worker that answers a scrape adds up
-the other workers' files and its own counts, so every scrape sees the whole
-server, the others' counts at most about a second old.
+once a second while they change. The worker that answers a scrape first
+writes its own file, then adds up the others' files and its own counts, so
+every scrape sees the whole server, the others' counts at most about a
+second old, and never less than an earlier scrape saw: a file only grows,
+and each scrape leaves its answering worker's file as new as it reported.
+A worker killed outright loses the counts of its last second.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,7 +120,9 @@ class WorkerFiles:
     def __init__(self, folder: Path, tallies: Tallies) -> None:
         self._folder = folder
         self._tallies = tallies
-        self._own = folder / f"{os.getpid()}.json"
+        # Not the process id alone: a worker started again may be given the
+        # id of one that ended, whose counts must stay counted.
+        self._own = folder / f"{os.getpid()}-{secrets.token_hex(4)}.json"
         self._written = -1
         self._task: asyncio.Task[None] | None = None
 
@@ -125,6 +131,8 @@ class WorkerFiles:
         changes = self._tallies.changes
         if changes == self._written:
             return
+        # Made again if something has cleared the temporary folder away.
+        self._folder.mkdir(mode=0o700, exist_ok=True)
         # Written aside, then renamed over the old file: a reader sees the
         # old counts or the new ones, never half a file.
         draft = self._own.with_suffix(".draft")
@@ -162,14 +170,17 @@ class WorkerFiles:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._write_logged()
+        self.share()
 
     async def _keep_writing(self) -> None:
         while True:
             await asyncio.sleep(WRITE_SECONDS)
-            self._write_logged()
+            self.share()
 
-    def _write_logged(self) -> None:
+    def share(self) -> None:
+        """Write this worker's counts, if they changed, logging a failure:
+        whichever worker answers the next scrape then reports at least what
+        this one reports now."""
         try:
             self.write()
         except OSError as exc:
@@ -193,6 +204,7 @@ class TalliesCollector(Collector):
         total = Tallies()
         total.add(self._tallies.as_json())
         if self.files is not None:
+            self.files.share()
             for counts in self.files.others():
                 total.add(counts.as_json())
         yield _token_requests(total)
