@@ -125,7 +125,7 @@ def _success(description: str, schema: Schema | None) -> Any:
     }
 
 
-def answers(success: Schema | None, *errors: Error) -> Answers:
+def status_answers(success: Schema | None, *errors: Error) -> Answers:
     """A NetworkCalc-style route's answers: `success` at 200, and each error's
     `status` under its HTTP status, 500 SYSTEM_ERROR included."""
     found = _answers(errors, lambda e: e.http_status, lambda e: e.status, _status_body)
@@ -155,7 +155,7 @@ _CLIENT = (
 _GRANT = (*_BODY, *_CLIENT, InvalidGrantType, MissingGrantType, InvalidScope)
 _BEARER = (BearerMissing, InvalidToken, InsufficientScope)
 
-TOKEN = answers(shapes.TOKEN, *_GRANT, MethodNotAllowed)
+TOKEN = status_answers(shapes.TOKEN, *_GRANT, MethodNotAllowed)
 """`POST /api/auth/token` (CONTRACT §1)."""
 
 OAUTH_TOKEN = oauth_answers(shapes.OAUTH_TOKEN, *_GRANT)
@@ -167,20 +167,20 @@ INTROSPECTION = oauth_answers(shapes.INTROSPECTION, *_BODY, *_CLIENT)
 REVOCATION = oauth_answers(None, *_BODY, *_CLIENT)
 """`POST /oauth2/revoke`: an empty 200 (RFC 7009 §2.2)."""
 
-SUBNETS = answers(shapes.SUBNETS, *_BEARER)
-ONE_SUBNET = answers(shapes.ONE_SUBNET, *_BEARER, NotFound)
-SAVED_SUBNET = answers(
+SUBNETS = status_answers(shapes.SUBNETS, *_BEARER)
+ONE_SUBNET = status_answers(shapes.ONE_SUBNET, *_BEARER, NotFound)
+SAVED_SUBNET = status_answers(
     shapes.SAVED_SUBNET, *_BEARER, *_BODY, MissingValues, NetworkAddressInvalid
 )
-DELETED_SUBNET = answers(shapes.DONE, *_BEARER, NotFound)
+DELETED_SUBNET = status_answers(shapes.DONE, *_BEARER, NotFound)
 
-CALCULATION = answers(
+CALCULATION = status_answers(
     shapes.CALCULATION, NoAddressSpecified, InvalidAddress, InvalidRequest
 )
 """`GET /api/ip/{subnet}`; INVALID_REQUEST is a `?fields=` naming no field."""
 
-NO_SUBNET = answers(None, NoAddressSpecified)
+NO_SUBNET = status_answers(None, NoAddressSpecified)
 """`GET /api/ip` with no subnet: never a success."""
 
-KEY_SET = answers(shapes.KEY_SET)
-METADATA = answers(shapes.METADATA)
+KEY_SET = status_answers(shapes.KEY_SET)
+METADATA = status_answers(shapes.METADATA)
