@@ -20,7 +20,14 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case
+from schemathesis.checks import not_a_server_error
 from schemathesis.core.transport import Response
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from netcalc.app import create_app
 from netcalc.auth.client_secrets import is_client_secret, new_client_secret
@@ -69,6 +76,15 @@ DOCUMENT = create_app(
     make_settings(Path("unused"), database_url="sqlite:///:memory:")
 ).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+DOCUMENT_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+"""The answer is one the document lists, with its media type, headers and body."""
 
 
 @pytest.fixture(scope="module")
@@ -141,11 +157,12 @@ def check_contract(case: Case[Any], response: Response) -> None:
 def test_served_schema_holds_under_fuzzing(
     case: Case[Any], fuzz_server: ServerProcess, credentials: dict[str, str]
 ) -> None:
-    """Below HTTP 500, in time, and in the contract's shape, for generated calls."""
+    """Below HTTP 500, in time, in the contract's shape and as the document says."""
     response = case.call(
         base_url=fuzz_server.url, headers=extra_headers(case, credentials), timeout=10
     )
     check_contract(case, response)
+    case.validate_response(response, checks=DOCUMENT_CHECKS)
 
 
 @given(st.binary(max_size=2048))

@@ -25,6 +25,7 @@ from netcalc.direct import DirectApp, query_value
 from netcalc.errors import UnexpectedError
 from netcalc.metrics import COLLECTOR, worker_files
 from netcalc.observe import configure_logging
+from netcalc.openapi import without_validation_errors
 from netcalc.outages import log_background_failure, log_unhandled
 from netcalc.responses import error_body, install_error_handlers, ok
 from netcalc.runtime import Runtime, runtime_of
@@ -124,11 +125,18 @@ def _direct_routes(app: DirectApp) -> None:
     )
 
 
+class _NetcalcApp(DirectApp):
+    """The app, whose OpenAPI document lists what each route really answers."""
+
+    def openapi(self) -> dict[str, Any]:
+        return without_validation_errors(super().openapi())
+
+
 def create_app(settings: Settings | None = None) -> DirectApp:
     """Build the netcalc ASGI app; the database must already be migrated."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    app = DirectApp(
+    app = _NetcalcApp(
         title="netcalc",
         version="0.1.0",
         lifespan=_lifespan,

@@ -84,23 +84,34 @@ class OAuthProblem(Exception):
         self.error = error
 
 
-def oauth_error_body(error: NetcalcError) -> JSONBody:
-    """The RFC 6749 §5.2 error response for a netcalc error.
+def oauth_status(error: type[NetcalcError]) -> int:
+    """The HTTP status of the RFC 6749 §5.2 answer to a kind of error.
 
-    invalid_client is 401 with a Basic challenge; size, throttling and
-    server failures keep their own status; every other error is 400.
+    invalid_client is 401; size, throttling and server failures keep their
+    own status; every other error is 400.
     """
+    if error.oauth_error == "invalid_client":
+        return 401
+    if error.http_status in (413, 429, 500):
+        return error.http_status
+    return 400
+
+
+OAUTH_CHALLENGE = 'Basic realm="netcalc"'
+"""The challenge of an invalid_client answer (RFC 6749 §5.2)."""
+
+
+def oauth_error_body(error: NetcalcError) -> JSONBody:
+    """The RFC 6749 §5.2 error response for a netcalc error; invalid_client
+    comes with a Basic challenge."""
     headers = NO_STORE | error.headers()
-    status = error.http_status
+    status = oauth_status(type(error))
     description = error.message
     if error.oauth_error == "invalid_client":
         # RFC 6749 tells these failures apart for no one: unknown, wrong and
         # revoked credentials read the same.
-        status = 401
-        headers["WWW-Authenticate"] = 'Basic realm="netcalc"'
+        headers["WWW-Authenticate"] = OAUTH_CHALLENGE
         description = "Client authentication failed."
-    elif status not in (413, 429, 500):
-        status = 400
     return JSONBody(
         {"error": error.oauth_error, "error_description": description},
         status_code=status,

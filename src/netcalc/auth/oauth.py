@@ -31,7 +31,7 @@ from netcalc.errors import (
     UnexpectedError,
 )
 from netcalc.http_body import header, read_body
-from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER
+from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER, answers
 from netcalc.outages import log_unhandled
 from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
 from netcalc.runtime import Runtime, runtime_of
@@ -65,7 +65,11 @@ def _rfc6749_answers(
     return answering
 
 
-@router.post("/oauth2/token", openapi_extra=OAUTH_TOKEN_REQUEST)
+@router.post(
+    "/oauth2/token",
+    openapi_extra=OAUTH_TOKEN_REQUEST,
+    responses=answers.OAUTH_TOKEN,
+)
 @_rfc6749_answers
 async def token(request: Request) -> JSONBody:
     """The client credentials grant with RFC 6749 §5.1 and §5.2 answers."""
@@ -106,7 +110,11 @@ async def _verified(runtime: Runtime, token: str) -> AccessToken | None:
         return None
 
 
-@router.post("/oauth2/introspect", openapi_extra=TOKEN_PARAMETER)
+@router.post(
+    "/oauth2/introspect",
+    openapi_extra=TOKEN_PARAMETER,
+    responses=answers.INTROSPECTION,
+)
 @_rfc6749_answers
 async def introspect(request: Request) -> JSONBody:
     """RFC 7662: whether a token is active, for its own account's clients only."""
@@ -141,7 +149,13 @@ def _introspection(access: AccessToken) -> dict[str, Any]:
     }
 
 
-@router.post("/oauth2/revoke", openapi_extra=TOKEN_PARAMETER)
+# Documented without a body: RFC 7009 §2.2 answers an empty 200.
+@router.post(
+    "/oauth2/revoke",
+    openapi_extra=TOKEN_PARAMETER,
+    response_class=Response,
+    responses=answers.REVOCATION,
+)
 @_rfc6749_answers
 async def revoke(request: Request) -> Response:
     """RFC 7009: revoke one access token issued to the calling client.
@@ -180,7 +194,7 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.get("/.well-known/oauth-authorization-server")
+@router.get("/.well-known/oauth-authorization-server", responses=answers.METADATA)
 async def metadata(request: Request) -> Response:
     """Authorization server metadata (RFC 8414 §2)."""
     runtime = runtime_of(request)

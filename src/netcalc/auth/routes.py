@@ -8,14 +8,14 @@ from starlette.responses import Response
 from netcalc.auth.exchange import exchange
 from netcalc.auth.keys import KEY_SET_MAX_AGE
 from netcalc.auth.token_request import parse_body
-from netcalc.openapi import TOKEN_REQUEST
+from netcalc.openapi import TOKEN_REQUEST, answers
 from netcalc.responses import NO_STORE, JSONBody, ok
 from netcalc.runtime import runtime_of
 
 router = APIRouter()
 
 
-@router.post("/api/auth/token", openapi_extra=TOKEN_REQUEST)
+@router.post("/api/auth/token", openapi_extra=TOKEN_REQUEST, responses=answers.TOKEN)
 async def token_endpoint(request: Request) -> JSONBody:
     """Exchange client credentials for an access token (CONTRACT §1)."""
     token_request, granted = await exchange(request, "/api/auth/token", parse_body)
@@ -29,7 +29,7 @@ async def token_endpoint(request: Request) -> JSONBody:
     return ok({"token": token}, **NO_STORE)
 
 
-@router.get("/.well-known/jwks.json")
+@router.get("/.well-known/jwks.json", responses=answers.KEY_SET)
 async def jwks(request: Request) -> Response:
     """The public keys that verify netcalc's access tokens (RFC 7517)."""
     keys = runtime_of(request).keys.jwks()

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from netcalc.calculator import ipv4
 from netcalc.errors import NoAddressSpecified
+from netcalc.openapi import answers
 from netcalc.responses import JSONBody, ok
 
 router = APIRouter(tags=["calculator"])
@@ -22,14 +23,15 @@ PREFIX = "/api/ip/"
 """What every calculator path starts with; the subnet follows it."""
 
 
-@router.get("/api/ip")
-@router.get("/api/ip/")
+# Documented as answering 400 alone: it never succeeds.
+@router.get("/api/ip", status_code=400, responses=answers.NO_SUBNET)
+@router.get("/api/ip/", status_code=400, responses=answers.NO_SUBNET)
 async def no_subnet() -> Response:
     """The calculator called without a subnet."""
     raise NoAddressSpecified()
 
 
-@router.get(PREFIX + "{subnet:path}")
+@router.get(PREFIX + "{subnet:path}", responses=answers.CALCULATION)
 async def calculate(
     request: Request,
     subnet: str,

@@ -13,7 +13,7 @@ from netcalc.auth.tokens import AccessToken
 from netcalc.bodies import JSON, media_type, parse_json_object
 from netcalc.errors import MissingHeader
 from netcalc.http_body import header, read_body
-from netcalc.openapi import SUBNET
+from netcalc.openapi import SUBNET, answers
 from netcalc.responses import JSONBody, ok
 from netcalc.runtime import runtime_of
 from netcalc.subnets import service
@@ -27,14 +27,14 @@ Reader = Annotated[AccessToken, Depends(can_read)]
 Writer = Annotated[AccessToken, Depends(require_scope(SUBNETS_WRITE))]
 
 
-@router.get("")
+@router.get("", responses=answers.SUBNETS)
 async def list_subnets(request: Request, token: Reader) -> JSONBody:
     """The caller's saved subnets."""
     reads = runtime_of(request).reads
     return ok({"subnets": await service.list_subnets(reads, token.account_id)})
 
 
-@router.get("/{subnet_id}")
+@router.get("/{subnet_id}", responses=answers.ONE_SUBNET)
 async def get_subnet(request: Request, subnet_id: str, token: Reader) -> Response:
     """One saved subnet, as a list of one."""
     reads = runtime_of(request).reads
@@ -42,7 +42,7 @@ async def get_subnet(request: Request, subnet_id: str, token: Reader) -> Respons
     return ok({"subnets": [subnet]})
 
 
-@router.post("", openapi_extra=SUBNET)
+@router.post("", openapi_extra=SUBNET, responses=answers.SAVED_SUBNET)
 async def save_subnet(request: Request, token: Writer) -> Response:
     """Save a subnet from a JSON body."""
     runtime = runtime_of(request)
@@ -56,7 +56,7 @@ async def save_subnet(request: Request, token: Writer) -> Response:
     return ok({"subnet": saved})
 
 
-@router.delete("/{subnet_id}")
+@router.delete("/{subnet_id}", responses=answers.DELETED_SUBNET)
 async def delete_subnet(request: Request, subnet_id: str, token: Writer) -> Response:
     """Delete one saved subnet."""
     engine = runtime_of(request).engine
