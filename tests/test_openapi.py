@@ -39,6 +39,7 @@ from netcalc.errors import (
     NotFound,
     RequestTooLarge,
     RevokedCredentials,
+    SubnetLimitReached,
     TooManyRequests,
     UnexpectedError,
 )
@@ -70,6 +71,7 @@ RAISED: dict[tuple[str, str], list[NetcalcError]] = {
         *BODY,
         MissingValues(),
         NetworkAddressInvalid(),
+        SubnetLimitReached(),
     ],
     ("get", "/api/ip"): [NoAddressSpecified()],
     ("get", "/api/ip/"): [NoAddressSpecified()],

@@ -35,6 +35,7 @@ from netcalc.errors import (
     NotFound,
     RequestTooLarge,
     RevokedCredentials,
+    SubnetLimitReached,
     TooManyRequests,
     UnexpectedError,
 )
@@ -170,7 +171,12 @@ REVOCATION = oauth_answers(None, *_BODY, *_CLIENT)
 SUBNETS = status_answers(shapes.SUBNETS, *_BEARER)
 ONE_SUBNET = status_answers(shapes.ONE_SUBNET, *_BEARER, NotFound)
 SAVED_SUBNET = status_answers(
-    shapes.SAVED_SUBNET, *_BEARER, *_BODY, MissingValues, NetworkAddressInvalid
+    shapes.SAVED_SUBNET,
+    *_BEARER,
+    *_BODY,
+    MissingValues,
+    NetworkAddressInvalid,
+    SubnetLimitReached,
 )
 DELETED_SUBNET = status_answers(shapes.DONE, *_BEARER, NotFound)
 
