@@ -108,16 +108,23 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def received(sock: socket.socket) -> bytes:
+    """The next bytes from `sock`; the server closing it first is a failure."""
+    chunk = sock.recv(65536)
+    assert chunk, "the server closed the connection before answering"
+    return chunk
+
+
 def read_response(sock: socket.socket) -> bytes:
     """One whole response from a connection the server keeps open."""
     data = b""
     while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
+        data += received(sock)
     head, _, body = data.partition(b"\r\n\r\n")
     length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
     assert length is not None, head
     while len(body) < int(length[1]):
-        body += sock.recv(65536)
+        body += received(sock)
     return head + b"\r\n\r\n" + body
 
 
@@ -378,7 +385,7 @@ def test_connections_beyond_cap_get_503(capped: ServerProcess) -> None:
             sock.sendall(WAITING_FOR_BODY)
             continued = b""
             while b"\r\n\r\n" not in continued:
-                continued += sock.recv(65536)
+                continued += received(sock)
             assert continued.startswith(b"HTTP/1.1 100 ")
         assert answer(exchange(capped, healthz)) == (503, "SERVICE_UNAVAILABLE")
         held[0].close()
@@ -404,6 +411,19 @@ def test_idle_connection_closed_to_make_room(capped: ServerProcess) -> None:
         assert answer(read_response(held[0])) == (200, "OK")
         metrics = exchange(capped, request(b"GET", b"/metrics"))
     assert b'netcalc_connections_refused_total{reason="evicted"}' in metrics
+
+
+def test_silent_connections_make_room_for_each_other(capped: ServerProcess) -> None:
+    """At NETCALC_MAX_CONNECTIONS, connections that never send a byte take
+    each other's places, not those of clients between their requests."""
+    healthz = request(b"GET", b"/healthz", close=False)
+    with ExitStack() as stack:
+        (client,) = answered_connections(stack, capped, 1)
+        silent = [stack.enter_context(connect(capped)) for _ in range(3 * CAP)]
+        client.sendall(healthz)
+        assert answer(read_response(client)) == (200, "OK")
+        assert answer(exchange(capped, request(b"GET", b"/healthz"))) == (200, "OK")
+        assert read_until_closed(silent[0]) == b""
 
 
 def test_refusals_are_counted(bounded: ServerProcess) -> None:

@@ -11,9 +11,10 @@ these bounds in the parser itself, with no per-request middleware:
   NETCALC_REQUEST_TIMEOUT_SECONDS of its first byte (or of the connection,
   for the first request): 408, then the connection is closed;
 - past NETCALC_MAX_CONNECTIONS open connections in this process, a new
-  connection takes the place of the kept-alive connection idle longest,
-  which is closed (RFC 9112 §9.6 lets a server close an idle connection at
-  any time); only when none is idle is its request answered 503 and the
+  connection takes the place of the oldest one that has sent nothing yet,
+  else of the kept-alive connection idle longest, which is closed (RFC 9112
+  §9.6 lets a server close an idle connection at any time); only when every
+  other is busy with a request is its request answered 503 and the
   connection closed.
 - a connection may pipeline at most PIPELINE_DEPTH requests ahead of the
   answers; past that it is answered 400 and closed, like a request that is
@@ -32,11 +33,12 @@ The answers are the contract's JSON error bodies from `netcalc.responses`,
 with `Connection: close`. uvicorn closes kept-alive connections idle for
 `timeout_keep_alive` (set from NETCALC_KEEP_ALIVE_SECONDS).
 
-A connection is idle from the moment its last answer is complete, with no
-request read and none unanswered, until its next request begins. The idle
-connections of a server are kept in a dict, oldest first, so that taking one
-out, putting one back and finding the longest idle are each a step, not a
-scan of every connection on every request.
+A connection is unused until its first request begins, and idle from the
+moment its last answer is complete, with no request read and none
+unanswered, until its next request begins. A server's unused and idle
+connections are kept in two dicts, oldest first (`Closable`), so that
+taking one out, putting one back and finding the oldest are each a step,
+not a scan of every connection on every request.
 
 The protocol also gathers a response's writes into one (`GatheredWrites`):
 a small answer then costs one send and one wake-up of the client, not two.
@@ -49,7 +51,7 @@ import asyncio
 import functools
 import http
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -149,21 +151,48 @@ def refused_codings(codings: bytes, http_version: str) -> UnreadableBody | None:
     )
 
 
-_IDLE: weakref.WeakKeyDictionary[ServerState, dict[LimitedHttpProtocol, None]] = (
+@dataclass
+class Closable:
+    """The connections of one server that a new one may take the place of,
+    each kind oldest first: those that have sent nothing yet, then those
+    idle between requests.
+
+    Unused connections go first, so that connections opened and left
+    silent, as in a flood, make room for each other rather than push out
+    clients between their requests. Kept per server: one process may run
+    several, each on its own event loop, and a connection may only be
+    closed from its own.
+    """
+
+    unused: dict[LimitedHttpProtocol, None] = field(default_factory=dict)
+    idle: dict[LimitedHttpProtocol, None] = field(default_factory=dict)
+
+    def take_oldest(self) -> LimitedHttpProtocol | None:
+        """The connection to close for a new one, no longer counted here."""
+        for kind in (self.unused, self.idle):
+            if kind:
+                oldest = next(iter(kind))
+                del kind[oldest]
+                return oldest
+        return None
+
+    def forget(self, connection: LimitedHttpProtocol) -> None:
+        """`connection` is busy with a request, or closed."""
+        self.unused.pop(connection, None)
+        self.idle.pop(connection, None)
+
+
+_CLOSABLE: weakref.WeakKeyDictionary[ServerState, Closable] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def idle_connections(server_state: ServerState) -> dict[LimitedHttpProtocol, None]:
-    """The idle connections of one server, the one idle longest first.
-
-    Kept per server: one process may run several, each on its own event
-    loop, and a connection may only be closed from its own.
-    """
-    idle = _IDLE.get(server_state)
-    if idle is None:
-        idle = _IDLE[server_state] = {}
-    return idle
+def closable_connections(server_state: ServerState) -> Closable:
+    """The connections of one server that a new one may take the place of."""
+    closable = _CLOSABLE.get(server_state)
+    if closable is None:
+        closable = _CLOSABLE[server_state] = Closable()
+    return closable
 
 
 class Refusal:
@@ -250,7 +279,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._refusal_after_answers: bytes | None = None
         self._unreadable: UnreadableBody | None = None
-        self._idle = idle_connections(server_state)
+        self._closable = closable_connections(server_state)
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -259,22 +288,24 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.transport = GatheredWrites(transport, self.loop)  # type: ignore[assignment]
         if len(self.connections) > self.limits.max_connections:
             self._make_room()
+        else:
+            self._closable.unused[self] = None
         self._arm_deadline()
 
     def _make_room(self) -> None:
-        """Close the connection idle longest for this one, or refuse this
-        one with 503 when none is idle."""
-        if not self._idle:
+        """Close the oldest unused or idle connection for this one, or refuse
+        this one with 503 when every other is busy with a request."""
+        oldest = self._closable.take_oldest()
+        if oldest is None:
             TALLIES.refusal("busy")
             self.app = Refusal(ServerBusy())
             return
-        longest = next(iter(self._idle))
-        del self._idle[longest]
         TALLIES.refusal("evicted")
-        longest.transport.close()
+        oldest.transport.close()
+        self._closable.unused[self] = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._idle.pop(self, None)
+        self._closable.forget(self)
         self._cancel_deadline()
         super().connection_lost(exc)
 
@@ -341,10 +372,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.transport.write(self._refusal_after_answers)
             self.transport.close()
         elif not self._in_message:
-            self._idle[self] = None
+            self._closable.idle[self] = None
 
     def on_message_begin(self) -> None:
-        self._idle.pop(self, None)
+        self._closable.forget(self)
         # Each request parsed ahead of its turn holds a scope, and one read
         # can carry thousands of them. Raising here stops the parser, and
         # the connection is answered 400 and closed.
@@ -391,7 +422,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._awaiting_head = True
         if self.cycle.response_complete and not self.transport.is_closing():
             # Answered before its body had all arrived: idle only now.
-            self._idle[self] = None
+            self._closable.idle[self] = None
 
     def handle_websocket_upgrade(self) -> None:
         self._cancel_deadline()
