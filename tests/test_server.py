@@ -283,6 +283,20 @@ def test_demo_a_second_time_says_how_to_get_a_secret(server: ServerProcess) -> N
     assert "client_secret:" in made.stdout
 
 
+def test_demo_beside_other_accounts_names_commands_that_work(
+    server: ServerProcess,
+) -> None:
+    """Beside accounts that are not the demo's, `demo` makes nothing and
+    points at the accounts that exist instead of a demo account that does not."""
+    create_credentials(server, "someone@example.com")
+    again = server.cli("demo")
+    assert again.returncode == 0, again.stderr
+    assert "no demo account was made" in again.stdout
+    assert "demo@example.com" not in again.stdout
+    listed = server.cli("accounts", "list")
+    assert "someone@example.com" in listed.stdout
+
+
 def test_cli_says_when_an_account_is_in_that_state_already(
     server: ServerProcess,
 ) -> None:
@@ -419,6 +433,41 @@ def test_commands_refuse_a_secret_that_does_not_open_the_keys(
         get_token(served, issued)
     finally:
         served.stop()
+
+
+def test_demo_with_another_secret_makes_no_account(tmp_path: Path) -> None:
+    """`demo` refused for a wrong server secret leaves no account behind,
+    so a second try with the right secret still makes the demo."""
+    served = ServerProcess(tmp_path / "d")
+    served.start()
+    served.stop()
+    wrong = ServerProcess(tmp_path / "d", NETCALC_SECRET_KEY=ANOTHER_SECRET)
+    refused = wrong.cli("demo")
+    assert refused.returncode == 1
+    assert "does not open the signing keys" in refused.stderr
+    assert served.cli("accounts", "list", "--json").stdout.strip() == "[]"
+    made = served.cli("demo")
+    assert made.returncode == 0, made.stderr
+    assert "client_secret:" in made.stdout
+
+
+def test_the_first_command_that_hashes_pins_the_secret(tmp_path: Path) -> None:
+    """On a database without keys, the first command that hashes a client
+    secret makes the first key with its server secret, so a command run
+    with another secret afterwards is refused."""
+    first = ServerProcess(tmp_path / "d")
+    assert first.cli("migrate").returncode == 0
+    issued = create_credentials(first, "first@example.com")
+
+    other = ServerProcess(tmp_path / "d", NETCALC_SECRET_KEY=ANOTHER_SECRET)
+    refused = other.cli("credentials", "create", "--account", "first@example.com")
+    assert refused.returncode == 1
+    assert "does not open the signing keys" in refused.stderr
+    first.start()
+    try:
+        get_token(first, issued)
+    finally:
+        first.stop()
 
 
 def test_a_missing_secret_is_not_made_anew_for_existing_keys(tmp_path: Path) -> None:

@@ -646,28 +646,21 @@ def demo(
 
     async def seed(
         settings: Settings, engine: AsyncEngine
-    ) -> service.IssuedSecret | None:
+    ) -> service.IssuedSecret | bool:
+        """New demo credentials, or, when accounts exist already, whether
+        the demo account is one of them."""
         if await service.count_accounts(engine):
-            return None
+            return await service.find_account(engine, DEMO_EMAIL) is not None
+        # Proven before anything is made: a wrong secret changes nothing.
+        hash_key = secret_hash_key(await proven_server_secret(settings, engine))
         account_id = await service.create_account(engine, DEMO_EMAIL, password)
         return await service.create_credentials(
-            engine,
-            secret_hash_key(await proven_server_secret(settings, engine)),
-            account_id,
-            name="demo",
-            max_ttl=settings.token_ttl_max,
+            engine, hash_key, account_id, name="demo", max_ttl=settings.token_ttl_max
         )
 
     issued = _with_database(seed, creates=True)
-    if issued is None:
-        cli = _invoked_as()
-        typer.echo(
-            "Accounts exist already, so no demo credentials were made. Secrets are "
-            f"shown only once: '{cli} credentials create --account {DEMO_EMAIL}' "
-            f"makes new credentials, '{cli} credentials list --account "
-            f"{DEMO_EMAIL}' shows the client ids, and '{cli} credentials rotate "
-            "CLIENT_ID' gives credentials not revoked a new secret."
-        )
+    if not isinstance(issued, service.IssuedSecret):
+        typer.echo(_no_demo_made(demo_exists=issued))
         return
     typer.echo(
         f"Demo account {DEMO_EMAIL}, password {password} "
@@ -681,6 +674,24 @@ def demo(
         f'-d \'{{"client_id":"{issued.client_id}",'
         f'"client_secret":"{issued.client_secret}",'
         '"grant_type":"client_credentials"}\''
+    )
+
+
+def _no_demo_made(*, demo_exists: bool) -> str:
+    """What to do instead, once accounts exist and `demo` made nothing."""
+    cli = _invoked_as()
+    if not demo_exists:
+        return (
+            "Accounts exist already, so no demo account was made: "
+            f"'{cli} accounts list' shows them, and '{cli} credentials create "
+            "--account EMAIL' makes credentials for one."
+        )
+    return (
+        "Accounts exist already, so no demo credentials were made. Secrets are "
+        f"shown only once: '{cli} credentials create --account {DEMO_EMAIL}' "
+        f"makes new credentials, '{cli} credentials list --account "
+        f"{DEMO_EMAIL}' shows the client ids, and '{cli} credentials rotate "
+        "CLIENT_ID' gives credentials not revoked a new secret."
     )
 
 

@@ -14,7 +14,7 @@ from netcalc.auth.counts import LocalCounts, SharedCounts
 from netcalc.auth.derive import derive_key
 from netcalc.auth.grant import ClientCredentialsGrant
 from netcalc.auth.keyring import KeyRing
-from netcalc.auth.keys import KeySealer, any_key_published, load_keys
+from netcalc.auth.keys import KeySealer, any_key_published
 from netcalc.auth.revocations import Revocations, feed_for
 from netcalc.auth.store import find_client
 from netcalc.auth.throttle import FailureThrottle, SharedFailures
@@ -113,7 +113,8 @@ async def proven_server_secret(settings: Settings, engine: AsyncEngine) -> bytes
 
     A command run with another secret than the servers' would hash client
     secrets that never work, or seal a key no server can open. Before the
-    database holds any key, whatever secret is set is the first.
+    database holds any key, the first key is made with this secret, as
+    `serve` would make it: from then on the database tells a wrong secret.
 
     Raises:
         UsageError: no secret is set though the keys need one, or it is
@@ -128,7 +129,7 @@ async def proven_server_secret(settings: Settings, engine: AsyncEngine) -> bytes
             "to the secret the servers use."
         )
     secret = settings.server_secret()
-    await load_keys(engine, KeySealer(secret))
+    await KeyRing(engine, KeySealer(secret), settings.signing_alg).start()
     return secret
 
 
