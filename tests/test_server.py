@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -850,6 +852,35 @@ def test_every_scrape_counts_every_workers_requests(tmp_path: Path) -> None:
         server.stop()
     assert first == 64
     assert counted == [64.0] * 32
+
+
+def worker_pids(server: ServerProcess) -> list[int]:
+    """The worker processes of a multi-worker server."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text()
+    return [
+        int(pid)
+        for pid in children.split()
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_a_worker_that_dies_is_logged_as_json(tmp_path: Path) -> None:
+    """A worker killed outright leaves a JSON line saying so, and another
+    takes its place."""
+    server = ServerProcess(tmp_path / "dying", workers=2)
+    server.start()
+    try:
+        doomed = worker_pids(server)[0]
+        os.kill(doomed, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while f"Child process [{doomed}] died" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.2)
+        assert httpx.get(server.url + "/healthz").status_code == 200
+    finally:
+        server.stop()
+    (line,) = [row for row in server.log().splitlines() if "died" in row]
+    assert json.loads(line)["level"] == "info"
 
 
 def test_issuer_follows_the_address_served_unless_set(tmp_path: Path) -> None:

@@ -106,6 +106,8 @@ def _run(settings: Settings, host: str, port: int, workers: int) -> None:
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
         log_config=None,
-        log_level="warning",
+        # Its own lines follow NETCALC_LOG_LEVEL too: at INFO, workers
+        # starting, stopping and dying.
+        log_level=settings.log_level.lower(),
         timeout_keep_alive=settings.keep_alive_seconds,
     )
