@@ -249,6 +249,11 @@ class GatheredWrites:
         if not self._transport.is_closing():
             self._transport.write(data)
 
+    def is_closing(self) -> bool:
+        # Defined, not left to __getattr__: it is asked several times a
+        # request, and a failed attribute lookup costs more than the call.
+        return self._transport.is_closing()
+
     def close(self) -> None:
         self.flush()
         self._transport.close()
@@ -385,15 +390,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_message = True
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        # httptools reports a chunked body's trailer fields here too, and
-        # uvicorn would add them to the headers the request already holds,
-        # past the checks of the head: an Authorization or Host no proxy
-        # saw. RFC 9110 §6.5.1: trailers are never merged into the header
-        # section, so they are dropped.
-        if self._awaiting_head:
-            super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         error = self._refused_head()
         if isinstance(error, UnreadableBody):
@@ -410,10 +406,18 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             # 400; the refusal needs no URL.
             self.url = b"/"
         super().on_headers_complete()
-        if self.cycle is not None:
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
             # uvicorn names its cycle class inline; this one only adds a
             # faster way to write the response head.
-            self.cycle.__class__ = CheckedHeadsCycle
+            cycle.__class__ = CheckedHeadsCycle
+            # httptools reports a chunked body's trailer fields as headers
+            # too, and uvicorn would append them to the list the request's
+            # scope holds, past the checks of the head: an Authorization or
+            # Host no proxy saw. RFC 9110 §6.5.1: trailers are never merged
+            # into the header section, so they go to a list nobody reads.
+            # (A WebSocket upgrade makes no cycle and keeps its headers.)
+            self.headers = []
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
