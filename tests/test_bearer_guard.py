@@ -457,6 +457,18 @@ def test_bearer_whitespace_variants(
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("header", ["Bearer {token} x", "Bearer x {token}"])
+def test_bearer_with_two_values_is_a_malformed_token(
+    client: TestClient, token: str, header: str
+) -> None:
+    """Whitespace inside what follows the scheme makes the token malformed."""
+    response = client.get(
+        SUBNETS, headers={"Authorization": header.format(token=token)}
+    )
+
+    assert_invalid_token(response, token)
+
+
 @pytest.mark.parametrize("forge", FORGERIES)
 def test_forged_or_unacceptable_token_is_invalid(
     client: TestClient, forger: Forger, forge: Callable[[Forger], str]

@@ -18,13 +18,18 @@ from netcalc.runtime import runtime_of
 
 
 def bearer_value(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer` header (scheme in any case)."""
+    """The token of an `Authorization: Bearer` header (scheme in any case).
+
+    Only the scheme and the ends are looked at: a token with whitespace
+    inside is a malformed token, which the token's own check refuses. A
+    whole split would scan every character of every request's token.
+    """
     if authorization is None:
         raise BearerMissing()
-    parts = authorization.split()
+    parts = authorization.split(None, 1)
     if len(parts) != 2 or parts[0].lower() != "bearer":
         raise BearerMissing()
-    return parts[1]
+    return parts[1].rstrip()
 
 
 async def authenticate(request: Request) -> AccessToken:
