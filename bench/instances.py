@@ -157,7 +157,7 @@ def deploy(
     signing key, and the token the first grants is checked on the others.
     Their logs go to `logs`, a new folder.
     """
-    body = json.dumps(_create_credentials(env))
+    body = json.dumps(create_credentials(env))
     logs.mkdir()
     with contextlib.ExitStack() as stack:
         ports: list[int] = []
@@ -172,7 +172,7 @@ def deploy(
             ports.append(port)
             pids.append(process.pid)
             paths.append(log)
-        token = _grant_and_save(ports[0], body)
+        token = grant_and_save(ports[0], body)
         for port in ports[1:]:
             _check_token(port, token)
         deployment = Deployment(
@@ -182,7 +182,7 @@ def deploy(
         yield deployment
 
 
-def _create_credentials(env: dict[str, str]) -> dict[str, str]:
+def create_credentials(env: dict[str, str]) -> dict[str, str]:
     """Create the database, the account and the credentials through the CLI;
     the grant's body."""
     run_command([NETCALC, "migrate"], env, CLI_SECONDS)
@@ -198,7 +198,7 @@ def _create_credentials(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _grant_and_save(port: int, body: str) -> str:
+def grant_and_save(port: int, body: str) -> str:
     """Get a token and save the bench subnet with it; the token."""
     status, answer = http("POST", url(port, "/api/auth/token"), body)
     if status != 200:

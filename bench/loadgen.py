@@ -16,12 +16,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-from processes import STOP_SECONDS, BenchError, peak_rss_mb
-
-BENCH_DIR = Path(__file__).resolve().parent
-"""Where the floor app and the wrk scripts live."""
+from processes import BENCH_DIR, STOP_SECONDS, BenchError, peak_rss_mb
 
 WRK_SLACK_SECONDS = 30
 """Time allowed to wrk beyond its own duration before it is killed."""

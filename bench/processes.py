@@ -33,6 +33,23 @@ STOP_SECONDS = 5.0
 """How long a server may take to exit after SIGTERM before it is killed."""
 
 
+BENCH_DIR = Path(__file__).resolve().parent
+"""Where the floor apps and the wrk scripts live."""
+
+
+def bare_app_command(target: str, port: int, workers: int) -> list[str]:
+    """The command serving the bench app `target` (`module:app`) on HOST:`port`."""
+    return [
+        *(sys.executable, "-m", "uvicorn", target, "--app-dir", str(BENCH_DIR)),
+        *("--host", HOST, "--port", str(port), "--workers", str(workers)),
+        # netcalc's own protocol (httptools with its bounds and gathered
+        # writes), so that a floor differs from netcalc only in the app.
+        *("--loop", "uvloop", "--http", "netcalc.http_limits:LimitedHttpProtocol"),
+        "--no-access-log",
+        *("--no-server-header", "--log-level", "warning", "--timeout-keep-alive", "30"),
+    ]
+
+
 class BenchError(Exception):
     """The benchmark could not run; the message says what went wrong."""
 
@@ -112,15 +129,19 @@ def url(port: int, path: str) -> str:
 
 
 def wait_until(
-    ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str
+    ready: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    log: Path,
+    what: str,
+    seconds: float = READY_SECONDS,
 ) -> None:
-    """Wait until `ready()` is true, the server exits, or time runs out.
+    """Wait until `ready()` is true, the server exits, or `seconds` pass.
 
     Raises:
-        BenchError: the server exited or was not ready in READY_SECONDS; the
-            message ends with the tail of its log.
+        BenchError: the server exited or was not ready in time; the message
+            ends with the tail of its log.
     """
-    deadline = time.monotonic() + READY_SECONDS
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BenchError(
@@ -132,15 +153,24 @@ def wait_until(
                 return
         time.sleep(0.1)
     raise BenchError(
-        f"{what} did not happen within {READY_SECONDS:.0f} s. "
+        f"{what} did not happen within {seconds:.0f} s. "
         f"The server log ends:\n{tail(log)}"
     )
 
 
-def wait_http(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_http(
+    address: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    seconds: float = READY_SECONDS,
+) -> None:
     """Wait until `address` answers 200; see `wait_until`."""
     wait_until(
-        lambda: http("GET", address)[0] == 200, process, log, f"{address} answering 200"
+        lambda: http("GET", address)[0] == 200,
+        process,
+        log,
+        f"{address} answering 200",
+        seconds,
     )
 
 

@@ -24,9 +24,11 @@ def report(
     results: list[Result],
     setup: list[str],
     notes: list[str],
+    counted: list[str],
     wrk: str,
 ) -> str:
-    """The whole report; `results` starts with the floor."""
+    """The whole report; `results` starts with the floor, `counted` holds
+    the instruction counts' lines, if they were taken."""
     against = _against_peers(results)
     return "\n".join(
         [
@@ -45,6 +47,7 @@ def report(
             "",
             *([*against, ""] if against else []),
             *(f"- {note}" for note in [*_comparisons(results), *notes]),
+            *(["", *counted] if counted else []),
         ]
     )
 

@@ -26,10 +26,10 @@ from functools import partial
 from pathlib import Path
 
 import datastores
+import instructions
 import peer_install
 from instances import deploy, shared_env, sqlite_env
 from loadgen import (
-    BENCH_DIR,
     FLOOR,
     SIGNING_FLOOR,
     Load,
@@ -41,7 +41,7 @@ from loadgen import (
     median_result,
 )
 from peer_servers import WORKERS, bench_peers
-from processes import HOST, BenchError, free_port, server, url, wait_http
+from processes import BenchError, bare_app_command, free_port, server, url, wait_http
 from report import NETCALC_ERROR, POSTGRES_ERROR, log_notes, report
 from soak import soak
 
@@ -73,6 +73,7 @@ class Options:
     workers: int
     backends: tuple[str, ...]
     peers: bool
+    instructions: bool
     soak_minutes: int
     notes: tuple[str, ...]
     output: Path | None
@@ -120,6 +121,12 @@ def _parse(argv: Sequence[str] | None) -> Options:
         help="install (once, cached under /tmp) and measure the peers",
     )
     add(
+        "--instructions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="count each request's instructions under callgrind (needs valgrind)",
+    )
+    add(
         "--soak-minutes",
         type=int,
         default=0,
@@ -148,6 +155,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         args.workers,
         args.backends,
         args.peers,
+        args.instructions,
         args.soak_minutes,
         tuple(args.note),
         args.output,
@@ -179,6 +187,8 @@ def run(options: Options) -> str:
         raise BenchError("wrk is not installed; install the Debian package 'wrk'.")
     if POSTGRESQL in options.backends:
         datastores.check_installed()
+    if options.instructions:
+        instructions.check_installed()
     # Installed first, so that no install competes with a measurement.
     installed = _install_peers() if options.peers else None
     # Work already running competes with wrk and the servers for the CPUs.
@@ -199,6 +209,9 @@ def run(options: Options) -> str:
         sections.append(_bench_side_by_side(options, scratch))
         if installed is not None:
             sections.append(bench_peers(installed, options.load, scratch))
+        counted = (
+            instructions.count_instructions(scratch) if options.instructions else []
+        )
         if options.soak_minutes:
             sections.append(soak(options.load, options.soak_minutes, scratch))
     return report(
@@ -206,6 +219,7 @@ def run(options: Options) -> str:
         [floor, *(r for s in sections for r in s.results)],
         [busy, *options.notes, *(line for s in sections for line in s.setup)],
         [note for s in sections for note in s.notes],
+        counted,
         wrk,
     )
 
@@ -264,15 +278,7 @@ def _bare_app(
     """The bench app `target` served on netcalc's stack for the block's
     length; yields the measurement of `workload` against it."""
     port = free_port()
-    command = [
-        *(sys.executable, "-m", "uvicorn", target, "--app-dir", str(BENCH_DIR)),
-        *("--host", HOST, "--port", str(port), "--workers", str(workload.workers)),
-        # netcalc's own protocol (httptools with its bounds and gathered
-        # writes), so that a floor differs from netcalc only in the app.
-        *("--loop", "uvloop", "--http", "netcalc.http_limits:LimitedHttpProtocol"),
-        "--no-access-log",
-        *("--no-server-header", "--log-level", "warning", "--timeout-keep-alive", "30"),
-    ]
+    command = bare_app_command(target, port, workload.workers)
     with server(command, dict(os.environ), log) as process:
         address = url(port, "/")
         wait_http(address, process, log)
