@@ -45,7 +45,8 @@ def bare_app_command(target: str, port: int, workers: int) -> list[str]:
         # netcalc's own protocol (httptools with its bounds and gathered
         # writes), so that a floor differs from netcalc only in the app.
         *("--loop", "uvloop", "--http", "netcalc.http_limits:LimitedHttpProtocol"),
-        "--no-access-log",
+        # As `netcalc serve` runs when it trusts no proxy, its default.
+        *("--no-access-log", "--no-proxy-headers"),
         *("--no-server-header", "--log-level", "warning", "--timeout-keep-alive", "30"),
     ]
 
