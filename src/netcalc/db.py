@@ -238,25 +238,24 @@ class SqliteReads:
         params: Mapping[str, Any],
         shape: Callable[[list[Row]], T],
     ) -> T:
-        query = _compiled(_SQLITE, statement)
-        arguments = query.arguments(params)
-        connection = self._connect()
-        self._forget_if_changed(connection)
-        key = (statement, shape, arguments)
+        arrivals = self._arrivals
+        if not arrivals.counted or self._checked_at != arrivals.count:
+            self._forget_if_changed(arrivals.count)
+        # Keyed by the parameters as given: a kept answer is found without
+        # compiling the statement or opening anything.
+        key = (statement, shape, *params.items())
         found = self._results.get(key, _NOT_KEPT)
         if found is _NOT_KEPT:
-            rows = connection.execute(query.sql, arguments).fetchall()
-            found = shape([query.typed(row) for row in rows])
+            query = _compiled(_SQLITE, statement)
+            rows = self._connect().execute(query.sql, query.arguments(params))
+            found = shape([query.typed(row) for row in rows.fetchall()])
             if len(self._results) >= _KEPT_RESULTS:
                 self._results.clear()
             self._results[key] = found
         return cast(T, found)
 
-    def _forget_if_changed(self, connection: sqlite3.Connection) -> None:
-        arrivals = self._arrivals
-        if arrivals.counted and self._checked_at == arrivals.count:
-            return
-        count = arrivals.count
+    def _forget_if_changed(self, count: int) -> None:
+        connection = self._connect()
         # Looked at before the version is read: a commit made in between
         # moves the header past what is remembered here.
         seen = self._index.header() if self._index is not None else None

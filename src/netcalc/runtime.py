@@ -135,7 +135,8 @@ async def proven_server_secret(settings: Settings, engine: AsyncEngine) -> bytes
 
 def runtime_of(request: Request) -> Runtime:
     """The Runtime of the app serving this request."""
-    # A plain attribute of the app: Starlette's `app.state` finds its
-    # entries through a Python __getattr__, on every request.
-    runtime: Runtime = request.app.runtime
+    # A plain attribute of the app, found through the scope: Starlette's
+    # `app.state` finds its entries through a Python __getattr__, and
+    # `request.app` is a property, each a call of its own on every request.
+    runtime: Runtime = request.scope["app"].runtime
     return runtime

@@ -14,7 +14,7 @@ from fastapi import Request
 from netcalc.auth.tokens import AccessToken, verify_token
 from netcalc.errors import BearerMissing, InsufficientScope, InvalidToken
 from netcalc.http_body import header
-from netcalc.runtime import runtime_of
+from netcalc.runtime import Runtime, runtime_of
 
 
 def bearer_value(authorization: str | None) -> str:
@@ -37,15 +37,15 @@ async def authenticate(request: Request) -> AccessToken:
     runtime = runtime_of(request)
     token = bearer_value(header(request, b"authorization"))
     access = await verify_token(token, runtime.keys, runtime.policy, time.time)
-    await check_live(request, access)
+    await check_live(runtime, access)
     return access
 
 
-async def check_live(request: Request, access: AccessToken) -> None:
+async def check_live(runtime: Runtime, access: AccessToken) -> None:
     """Raise InvalidToken if the token, its credentials or its account has
     been switched off; a route that reads a body asks again after it, since
     a revocation may come while the body arrives."""
-    live = await runtime_of(request).revocations.is_live(
+    live = await runtime.revocations.is_live(
         access.client_id, access.account_id, access.jti
     )
     if not live:

@@ -49,7 +49,7 @@ async def save_subnet(request: Request, token: Writer) -> Response:
     if media_type(header(request, b"content-type")) != JSON:
         raise MissingHeader("Send the subnet as application/json.")
     body = await read_body(request, runtime.settings.body_limit)
-    await check_live(request, token)
+    await check_live(runtime, token)
     subnet = service.new_subnet(parse_json_object(body))
     limit = runtime.settings.subnets_per_account
     saved = await service.save_subnet(runtime.engine, token.account_id, subnet, limit)
