@@ -203,6 +203,57 @@ def test_the_calculator_answers_directly_as_fastapi_does(
     assert direct.headers == routed.headers
 
 
+@pytest.fixture
+def routed(settings: Settings) -> Iterator[TestClient]:
+    """The same app with no exact route answered directly: FastAPI routes them."""
+    app = create_app(settings)
+    app.direct_routes.clear()
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _bearer(client: TestClient, issued: IssuedSecret) -> str:
+    answer = client.post("/api/auth/token", json=token_body(issued))
+    return f"Bearer {answer.json()['token']['access_token']}"
+
+
+@pytest.mark.parametrize(
+    "caller", ["reader", "writer only", "no header", "two values", "revoked"]
+)
+def test_the_subnet_list_answers_directly_as_fastapi_does(
+    client: TestClient, routed: TestClient, console: Console, caller: str
+) -> None:
+    """The list's scope handler and its FastAPI route answer every caller
+    alike: a token that may read, one that may not, none, a malformed one,
+    and one of revoked credentials."""
+    account = console.account("lists@example.com")
+    reader = console.credentials(account)
+    writer = console.credentials(account, scopes=("subnets:write",))
+    client.post(
+        "/api/account/subnets",
+        json={"network_address": "10.1.0.0", "subnet_bits": 16, "name": "lab"},
+        headers={"Authorization": _bearer(client, reader)},
+    )
+    headers = {
+        "reader": {"Authorization": _bearer(client, reader)},
+        "writer only": {"Authorization": _bearer(client, writer)},
+        "no header": {},
+        "two values": {"Authorization": "Bearer a b"},
+        "revoked": {"Authorization": _bearer(client, reader)},
+    }[caller]
+    if caller == "revoked":
+        console.revoke(reader.client_id)
+
+    direct = client.get("/api/account/subnets", headers=headers)
+    routed_answer = routed.get("/api/account/subnets", headers=headers)
+
+    assert direct.status_code == routed_answer.status_code
+    assert direct.content == routed_answer.content
+    assert direct.headers == routed_answer.headers
+    expected = {"reader": 200, "writer only": 403}.get(caller, 401)
+    assert direct.status_code == expected
+
+
 def _scope(method: str, path: str) -> dict[str, Any]:
     return {"type": "http", "method": method, "path": path}
 

@@ -109,11 +109,11 @@ def _direct_routes(app: DirectApp) -> None:
     app.add_direct_route("POST", "/api/auth/token", routes.token_endpoint)
     app.add_direct_route("POST", "/oauth2/token", oauth.token)
     app.add_direct_route("POST", "/oauth2/introspect", oauth.introspect)
-    app.add_direct_route(
+    app.add_scope_route(
         "GET",
         "/api/account/subnets",
         subnet_routes.list_subnets,
-        token=subnet_routes.can_read,
+        subnet_routes.list_subnets_directly,
     )
     app.add_direct_prefix(
         "GET",

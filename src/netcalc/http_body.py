@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from netcalc.errors import ClientGone, RequestTooLarge
 
 
 def header(request: Request, name: bytes) -> str | None:
-    """The first value of the header `name`, given in lower case, if sent.
+    """The first value of the header `name`, given in lower case, if sent."""
+    return scope_header(request.scope, name)
+
+
+def scope_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the header `name` of an ASGI request scope.
 
     ASGI servers hand header names over in lower case. Scanning them is a
     third of the cost of Starlette's case-folding Headers mapping, which
@@ -16,7 +22,7 @@ def header(request: Request, name: bytes) -> str | None:
     """
     key: bytes
     value: bytes
-    for key, value in request.scope["headers"]:
+    for key, value in scope["headers"]:
         if key == name:
             return value.decode("latin-1")
     return None

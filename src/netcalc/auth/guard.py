@@ -1,7 +1,8 @@
 """The bearer guard of the account APIs (RFC 6750, CONTRACT §3).
 
 A route declares the scope it needs with `Depends(require_scope(...))` and
-receives the verified AccessToken.
+receives the verified AccessToken; `admitted` is the same check for a route
+that `netcalc.direct` answers from the ASGI scope.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ def bearer_value(authorization: str | None) -> str:
     return parts[1].rstrip()
 
 
-async def authenticate(request: Request) -> AccessToken:
-    """Verify the request's bearer token and that it is still live."""
-    runtime = runtime_of(request)
-    token = bearer_value(header(request, b"authorization"))
+async def admitted(
+    runtime: Runtime, authorization: str | None, scope: str
+) -> AccessToken:
+    """The live token of an `Authorization` header, if it carries `scope`."""
+    token = bearer_value(authorization)
     access = await verify_token(token, runtime.keys, runtime.policy, time.time)
     await check_live(runtime, access)
+    if scope not in access.scopes:
+        raise InsufficientScope(scope)
     return access
 
 
@@ -56,9 +60,7 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[AccessToken]]:
     """A dependency that admits only live tokens carrying `scope`."""
 
     async def guard(request: Request) -> AccessToken:
-        access = await authenticate(request)
-        if scope not in access.scopes:
-            raise InsufficientScope(scope)
-        return access
+        authorization = header(request, b"authorization")
+        return await admitted(runtime_of(request), authorization, scope)
 
     return guard
