@@ -38,9 +38,10 @@ def report(
             *_load_lines(load, results),
             "- netcalc and the floor: uvicorn with uvloop and netcalc's httptools "
             "protocol (its connection bounds, one write per response), access log "
-            "off, the worker count of each row, on 127.0.0.1; netcalc default "
-            "settings. The token endpoints, introspection, the subnet list and the "
-            "calculator are answered before FastAPI's routing (`netcalc.direct`).",
+            "and proxy headers off, the worker count of each row, on 127.0.0.1; "
+            "netcalc default settings. The token endpoints, introspection, the "
+            "subnet list and the calculator are answered before FastAPI's routing "
+            "(`netcalc.direct`).",
             *(f"- {line}" for line in setup),
             "",
             *_table(results),
