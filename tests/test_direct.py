@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import text
@@ -185,11 +186,19 @@ CALCULATOR_CALLS = [
 
 @pytest.fixture
 def framework(settings: Settings) -> Iterator[TestClient]:
-    """The same app with no prefix answered directly: FastAPI routes them."""
+    """The same app with nothing answered directly: FastAPI routes it all."""
     app = create_app(settings)
+    app.direct_routes.clear()
     app.direct_prefixes.clear()
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+def assert_same_answer(direct: httpx.Response, routed: httpx.Response) -> None:
+    """Status, body and headers are FastAPI's own."""
+    assert direct.status_code == routed.status_code
+    assert direct.content == routed.content
+    assert direct.headers == routed.headers
 
 
 @pytest.mark.parametrize("url", CALCULATOR_CALLS)
@@ -197,19 +206,7 @@ def test_the_calculator_answers_directly_as_fastapi_does(
     client: TestClient, framework: TestClient, url: str
 ) -> None:
     """Status, body and headers match FastAPI's own answer, errors included."""
-    direct, routed = client.get(url), framework.get(url)
-    assert direct.status_code == routed.status_code
-    assert direct.content == routed.content
-    assert direct.headers == routed.headers
-
-
-@pytest.fixture
-def routed(settings: Settings) -> Iterator[TestClient]:
-    """The same app with no exact route answered directly: FastAPI routes them."""
-    app = create_app(settings)
-    app.direct_routes.clear()
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
+    assert_same_answer(client.get(url), framework.get(url))
 
 
 def _bearer(client: TestClient, issued: IssuedSecret) -> str:
@@ -221,7 +218,7 @@ def _bearer(client: TestClient, issued: IssuedSecret) -> str:
     "caller", ["reader", "writer only", "no header", "two values", "revoked"]
 )
 def test_the_subnet_list_answers_directly_as_fastapi_does(
-    client: TestClient, routed: TestClient, console: Console, caller: str
+    client: TestClient, framework: TestClient, console: Console, caller: str
 ) -> None:
     """The list's scope handler and its FastAPI route answer every caller
     alike: a token that may read, one that may not, none, a malformed one,
@@ -245,11 +242,8 @@ def test_the_subnet_list_answers_directly_as_fastapi_does(
         console.revoke(reader.client_id)
 
     direct = client.get("/api/account/subnets", headers=headers)
-    routed_answer = routed.get("/api/account/subnets", headers=headers)
 
-    assert direct.status_code == routed_answer.status_code
-    assert direct.content == routed_answer.content
-    assert direct.headers == routed_answer.headers
+    assert_same_answer(direct, framework.get("/api/account/subnets", headers=headers))
     expected = {"reader": 200, "writer only": 403}.get(caller, 401)
     assert direct.status_code == expected
 
