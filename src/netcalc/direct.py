@@ -5,12 +5,12 @@ and middleware layers costing more than reading the credentials and signing
 the token together. The routes registered here are the same route functions
 FastAPI serves and documents; `DirectApp` calls them straight away when the
 method and path match exactly, or the method matches and the path extends a
-registered prefix, running their guards and reading their parameters itself.
-The busiest, the subnet list, has a handler that reads the ASGI scope
-itself and shares its route function's work (`ScopeRoute`), since building
-a Request and calling a guard cost it a tenth of its time;
+registered prefix, running their guards and reading their parameters itself;
 a prefix route also takes the line breaks Starlette's patterns refuse, so
-they reach its parameter checks. Every other request, a wrong method or a
+they reach its parameter checks. The busiest, the subnet list, is answered
+by a handler that reads the ASGI scope and shares its route function's work
+(`ScopeRoute`): building a Request and calling its guard as a dependency
+cost it a tenth of its time. Every other request, a wrong method or a
 near-miss path included, goes through FastAPI, except a path ending in a
 line break, which no route serves and which Starlette's routing would
 mistake for the path without it.
