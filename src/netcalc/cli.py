@@ -181,9 +181,7 @@ def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
 
 
-def _print_secret(
-    issued: service.IssuedSecret, as_json: bool, *, rotated: bool = False
-) -> None:
+def _print_secret(issued: service.IssuedSecret, as_json: bool) -> None:
     if as_json:
         _print_json(issued.as_dict())
         return
@@ -192,7 +190,7 @@ def _print_secret(
     if issued.previous_secret_expires_at:
         until = issued.previous_secret_expires_at.isoformat(timespec="seconds")
         typer.echo(f"The previous secret keeps working until {until}.")
-    elif rotated:
+    elif issued.rotated:
         typer.echo("The previous secret no longer works.")
     if issued.ended_grace_of_older_secret:
         typer.echo(
@@ -510,7 +508,7 @@ def credentials_rotate(
             grace=settings.rotation_grace if grace is None else grace,
         )
 
-    _print_secret(_with_database(rotate), as_json, rotated=True)
+    _print_secret(_with_database(rotate), as_json)
 
 
 @keys_app.command("rotate")
