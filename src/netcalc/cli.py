@@ -22,7 +22,6 @@ from typer.models import CommandFunctionType
 
 from netcalc.accounts import service
 from netcalc.audit import MAX_LIMIT, list_events
-from netcalc.auth.keyring import KeyRing
 from netcalc.auth.keys import KEY_SET_MAX_AGE, KeySealer, rotate_keys
 from netcalc.db import create_engine, sqlite_file
 from netcalc.errors import NetcalcError
@@ -251,9 +250,7 @@ def issuer_served_at(host: str, port: int, *, shared: bool = False) -> Settings:
 
 async def _prepare(settings: Settings, engine: AsyncEngine) -> None:
     # Made here, once, so that workers starting together find one key.
-    sealer = KeySealer(await proven_server_secret(settings, engine))
-    keys = KeyRing(engine, sealer, settings.signing_alg)
-    await keys.start()
+    keys = (await proven_server_secret(settings, engine)).keys
     alg = settings.signing_alg
     if keys.next_alg != alg:
         # A changed setting takes over as `keys rotate` would: resource
@@ -403,9 +400,10 @@ def credentials_create(
 
     async def create(settings: Settings, engine: AsyncEngine) -> service.IssuedSecret:
         account_id = await service.account_id_for(engine, account)
+        proven = await proven_server_secret(settings, engine)
         return await service.create_credentials(
             engine,
-            secret_hash_key(await proven_server_secret(settings, engine)),
+            secret_hash_key(proven.secret),
             account_id,
             name=name,
             scopes=tuple(scope or ()),
@@ -501,9 +499,10 @@ def credentials_rotate(
     """Issue a new secret; the old one works on for a grace period."""
 
     async def rotate(settings: Settings, engine: AsyncEngine) -> service.IssuedSecret:
+        proven = await proven_server_secret(settings, engine)
         return await service.rotate_credentials(
             engine,
-            secret_hash_key(await proven_server_secret(settings, engine)),
+            secret_hash_key(proven.secret),
             client_id,
             grace=settings.rotation_grace if grace is None else grace,
         )
@@ -562,7 +561,8 @@ async def _rotate_keys(
     settings: Settings, engine: AsyncEngine, *, now: bool, withdraw: bool = False
 ) -> tuple[str, int]:
     """A new key of the configured algorithm, and the seconds until it signs."""
-    sealer = KeySealer(await proven_server_secret(settings, engine))
+    proven = await proven_server_secret(settings, engine)
+    sealer = KeySealer(proven.secret)
     refresh = 2 * math.ceil(settings.key_refresh_seconds)
     # Servers sign with the old key until their next key refresh after
     # the switch, so its tokens may outlive it by that much more.
@@ -650,7 +650,8 @@ def demo(
         if await service.count_accounts(engine):
             return await service.find_account(engine, DEMO_EMAIL) is not None
         # Proven before anything is made: a wrong secret changes nothing.
-        hash_key = secret_hash_key(await proven_server_secret(settings, engine))
+        proven = await proven_server_secret(settings, engine)
+        hash_key = secret_hash_key(proven.secret)
         account_id = await service.create_account(engine, DEMO_EMAIL, password)
         return await service.create_credentials(
             engine, hash_key, account_id, name="demo", max_ttl=settings.token_ttl_max
