@@ -21,7 +21,7 @@ import pytest
 
 from netcalc.accounts import service
 from netcalc.accounts.passwords import verify_password
-from netcalc.cli import issuer_served_at
+from netcalc.cli.server import issuer_served_at
 from tests.support import PASSWORD, Console, ServerProcess, make_settings
 from tests.test_console import CSRF
 

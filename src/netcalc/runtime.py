@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -108,13 +108,22 @@ def secret_hash_key(server_secret: bytes) -> bytes:
     return derive_key(server_secret, SECRET_HASH_PURPOSE)
 
 
-async def proven_server_secret(settings: Settings, engine: AsyncEngine) -> bytes:
+@dataclass(frozen=True)
+class ProvenSecret:
+    """The server secret, and the started key ring whose keys it opened."""
+
+    secret: bytes = field(repr=False)
+    keys: KeyRing
+
+
+async def proven_server_secret(settings: Settings, engine: AsyncEngine) -> ProvenSecret:
     """The server secret, once it opens every signing key servers publish.
 
     A command run with another secret than the servers' would hash client
     secrets that never work, or seal a key no server can open. Before the
     database holds any key, the first key is made with this secret, as
     `serve` would make it: from then on the database tells a wrong secret.
+    The key ring that proved it comes back started, for `serve` to read.
 
     Raises:
         UsageError: no secret is set though the keys need one, or it is
@@ -129,8 +138,9 @@ async def proven_server_secret(settings: Settings, engine: AsyncEngine) -> bytes
             "to the secret the servers use."
         )
     secret = settings.server_secret()
-    await KeyRing(engine, KeySealer(secret), settings.signing_alg).start()
-    return secret
+    keys = KeyRing(engine, KeySealer(secret), settings.signing_alg)
+    await keys.start()
+    return ProvenSecret(secret, keys)
 
 
 def runtime_of(request: Request) -> Runtime:

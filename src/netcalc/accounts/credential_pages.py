@@ -107,7 +107,7 @@ async def generate_credentials(request: Request) -> Response:
         )
     except UsageError as error:
         return _new_form(request, holder, asked, error.message)
-    return _secret_page(request, holder, issued, asked.name, rotated=False)
+    return _secret_page(request, holder, issued, asked.name)
 
 
 def _secret_page(
@@ -115,8 +115,6 @@ def _secret_page(
     holder: Holder,
     issued: service.IssuedSecret,
     name: str,
-    *,
-    rotated: bool,
 ) -> Response:
     body = json.dumps(
         {
@@ -137,7 +135,6 @@ def _secret_page(
         issued=issued,
         name=name,
         curl=curl,
-        rotated=rotated,
     )
 
 
@@ -189,7 +186,7 @@ async def rotate(request: Request, client_id: str) -> Response:
         form=sent,
     )
     row = await _owned(request, holder, client_id)
-    return _secret_page(request, holder, issued, row["name"], rotated=True)
+    return _secret_page(request, holder, issued, row["name"])
 
 
 @credentials_router.get("/credentials/{client_id}/revoke")

@@ -64,19 +64,27 @@ class IssuedSecret:
 
     client_id: str
     client_secret: str
+    rotated: bool = False
+    """True when the secret replaced one of existing credentials."""
     previous_secret_expires_at: datetime | None = None
+    """Until when a rotation left the replaced secret working, if it did."""
     ended_grace_of_older_secret: bool = False
     """True when this rotation stopped a secret that an earlier rotation had
     left working for its grace period."""
     shown_with: dict[str, Any] = field(default_factory=dict)
-    """What the owner is told beside the secret: what the new credentials
-    may do, or until when a rotated one's previous secret works."""
+    """What new credentials may do, told beside their first secret: their
+    name, scopes and token lifetime."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-            **self.shown_with,
+        """The secret as JSON, with what new credentials may do or, after a
+        rotation, what became of the secrets before it."""
+        issued = {"client_id": self.client_id, "client_secret": self.client_secret}
+        if not self.rotated:
+            return issued | self.shown_with
+        expires = self.previous_secret_expires_at
+        return issued | {
+            "previous_secret_expires_at": expires.isoformat() if expires else None,
+            "ended_grace_of_older_secret": self.ended_grace_of_older_secret,
         }
 
 
@@ -509,14 +517,10 @@ async def rotate_credentials(
             address=address,
             details={"grace_seconds": grace},
         )
-    told = {
-        "previous_secret_expires_at": expires.isoformat() if expires else None,
-        "ended_grace_of_older_secret": ended_grace,
-    }
     return IssuedSecret(
         client_id,
         secret,
-        expires,
+        rotated=True,
+        previous_secret_expires_at=expires,
         ended_grace_of_older_secret=ended_grace,
-        shown_with=told,
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Address, IPv4Network
 
+from netcalc.dotted_fields import DOTTED_FIELDS
 from netcalc.errors import InvalidAddress, InvalidRequest, NoAddressSpecified
 
 MAX_SUBNETS = 64
@@ -40,15 +41,6 @@ ADDRESS_FIELDS = (
     "binary",
 )
 """Every key `describe` may answer, in answer order; `?fields=` picks from it."""
-
-_BINARY_FIELDS = (
-    "subnet_mask",
-    "wildcard_mask",
-    "network_address",
-    "broadcast_address",
-    "first_assignable_host",
-    "last_assignable_host",
-)
 
 _TRUE_WORDS = frozenset({"1", "true"})
 
@@ -171,7 +163,7 @@ def describe(network: IPv4Network, *, binary: bool = False) -> dict[str, object]
     }
     if binary:
         address["binary"] = {
-            name: to_binary(IPv4Address(str(address[name]))) for name in _BINARY_FIELDS
+            name: to_binary(IPv4Address(str(address[name]))) for name in DOTTED_FIELDS
         }
     return address
 

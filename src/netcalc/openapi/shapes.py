@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from netcalc.dotted_fields import DOTTED_FIELDS
+
 Schema = dict[str, Any]
 
 STRING: Schema = {"type": "string"}
@@ -69,15 +71,6 @@ SAVED_SUBNET = ok_body(subnet=_SUBNET)
 DONE = ok_body()
 """A success that carries nothing but `status`."""
 
-_DOTTED_FIELDS = (
-    "subnet_mask",
-    "wildcard_mask",
-    "network_address",
-    "broadcast_address",
-    "first_assignable_host",
-    "last_assignable_host",
-)
-
 _BINARY = {"type": "string", "pattern": "^[01]{8}(\\.[01]{8}){3}$"}
 
 # Every field is optional: `?fields=` keeps only the ones asked for.
@@ -87,9 +80,9 @@ _ADDRESS = obj(
         "cidr_notation": STRING,
         "subnet_bits": PREFIX_LENGTH,
         "assignable_hosts": {"type": "integer", "minimum": 1},
-        "binary": obj({name: _BINARY for name in _DOTTED_FIELDS}),
+        "binary": obj({name: _BINARY for name in DOTTED_FIELDS}),
     }
-    | {name: IPV4 for name in _DOTTED_FIELDS},
+    | {name: IPV4 for name in DOTTED_FIELDS},
 )
 
 _SUBNET_ANSWER = {
