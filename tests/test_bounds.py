@@ -545,6 +545,29 @@ def test_trailer_fields_are_not_read_as_headers(bounded: ServerProcess) -> None:
     assert answer(exchange(bounded, media_type_after)) == (400, "MISSING_HEADER")
 
 
+def test_trailer_fields_are_not_kept(bounded: ServerProcess) -> None:
+    """A chunked body's trailer section, however long, is dropped as it
+    arrives: 40 MB of trailer fields leave the server's memory as it was."""
+    head = request(
+        b"POST",
+        b"/api/auth/token",
+        b"Content-Type: application/json",
+        b"Transfer-Encoding: chunked",
+        close=False,
+    )
+    fields = (b"X-Trailer: " + b"a" * 53 + b"\r\n") * 1000
+    with connect(bounded) as sock:
+        sock.sendall(head + b"2\r\n{}\r\n0\r\n")
+        before = rss_kib(bounded.pid)
+        for _ in range(600):
+            sock.sendall(fields)
+        sock.sendall(b"\r\n")
+        # Answered once the trailer section has ended, all of it read.
+        assert answer(read_response(sock)) == (401, "MISSING_CREDENTIALS")
+        grown = rss_kib(bounded.pid) - before
+    assert grown < 16 * 1024
+
+
 def chunked_token_request(chunks: bytes, coding: bytes = b"chunked") -> bytes:
     """A JSON token request kept alive, its body sent as `chunks` under
     `Transfer-Encoding: coding`."""

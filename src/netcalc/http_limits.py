@@ -262,6 +262,17 @@ class GatheredWrites:
         return getattr(self._transport, name)
 
 
+class _Dropped(list[tuple[bytes, bytes]]):
+    """A header list that keeps nothing appended to it."""
+
+    def append(self, field: tuple[bytes, bytes]) -> None:
+        pass
+
+
+_DROPPED = _Dropped()
+"""Where a chunked body's trailer fields go; shared, since it stays empty."""
+
+
 class LimitedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the bounds of this module."""
 
@@ -415,9 +426,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             # too, and uvicorn would append them to the list the request's
             # scope holds, past the checks of the head: an Authorization or
             # Host no proxy saw. RFC 9110 §6.5.1: trailers are never merged
-            # into the header section, so they go to a list nobody reads.
-            # (A WebSocket upgrade makes no cycle and keeps its headers.)
-            self.headers = []
+            # into the header section, so they are dropped as they come, and
+            # never kept: nothing else bounds their length. (A WebSocket
+            # upgrade makes no cycle and keeps its headers.)
+            self.headers = _DROPPED
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
