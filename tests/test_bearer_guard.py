@@ -444,8 +444,8 @@ def test_resource_kit_accepts_the_control_token(
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer  {token}", "Bearer\t{token}", " Bearer {token} "],
-    ids=["two-spaces", "tab", "padded"],
+    ["Bearer  {token}", "Bearer\t{token}", " Bearer {token} ", "\tBearer \t{token}\t"],
+    ids=["two-spaces", "tab", "padded", "tabs"],
 )
 def test_bearer_whitespace_variants(
     client: TestClient, token: str, header: str
@@ -457,16 +457,37 @@ def test_bearer_whitespace_variants(
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("header", ["Bearer {token} x", "Bearer x {token}"])
-def test_bearer_with_two_values_is_a_malformed_token(
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer {token} x",
+        "Bearer x {token}",
+        "Bearer {token}\xa0",
+        "Bearer {token}\x1f",
+    ],
+    ids=["second-value", "first-value", "no-break-space", "unit-separator"],
+)
+def test_bearer_with_more_than_a_token_is_a_malformed_token(
     client: TestClient, token: str, header: str
 ) -> None:
-    """Whitespace inside what follows the scheme makes the token malformed."""
-    response = client.get(
-        SUBNETS, headers={"Authorization": header.format(token=token)}
-    )
+    """A second value after the scheme, or anything but spaces and tabs
+    around the token, makes the token malformed."""
+    # Sent as Latin-1 bytes, as a client may: httpx would refuse the text.
+    value = header.format(token=token).encode("latin-1")
+    response = client.get(SUBNETS, headers={"Authorization": value})
 
     assert_invalid_token(response, token)
+
+
+def test_only_spaces_and_tabs_part_scheme_and_token(
+    client: TestClient, token: str
+) -> None:
+    """A no-break space after `Bearer` leaves a header with no Bearer scheme."""
+    value = f"Bearer\xa0{token}".encode("latin-1")
+    response = client.get(SUBNETS, headers={"Authorization": value})
+
+    assert response.status_code == 401
+    assert response.json()["status"] == "INVALID_REQUEST"
 
 
 @pytest.mark.parametrize("forge", FORGERIES)

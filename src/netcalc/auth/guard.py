@@ -21,16 +21,18 @@ from netcalc.runtime import Runtime, runtime_of
 def bearer_value(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer` header (scheme in any case).
 
-    Only the scheme and the ends are looked at: a token with whitespace
-    inside is a malformed token, which the token's own check refuses. A
-    whole split would scan every character of every request's token.
+    Spaces and tabs part the scheme from the token (RFC 9110 §11.4 and
+    §5.6.3), and nothing else does: a no-break space is part of the token.
+    A token with anything but base64url in it is malformed, which the
+    token's own check refuses; so only the scheme and the ends are looked
+    at here, not every character of every request's token.
     """
     if authorization is None:
         raise BearerMissing()
-    parts = authorization.split(None, 1)
+    parts = authorization.replace("\t", " ").strip(" ").split(" ", 1)
     if len(parts) != 2 or parts[0].lower() != "bearer":
         raise BearerMissing()
-    return parts[1].rstrip()
+    return parts[1].lstrip(" ")
 
 
 async def admitted(
