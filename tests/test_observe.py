@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
+from netcalc.auth.token_request import ClientAuthentication
 from netcalc.observe import (
     PROCESSORS,
     TokenLines,
@@ -95,7 +96,11 @@ def test_level_decides_whether_the_line_is_written(
     configure_logging(level)
     observe_token_request(
         endpoint="/api/auth/token",
-        client_id=FIELDS["client_id"],  # type: ignore[arg-type]
+        client=ClientAuthentication(
+            FIELDS["client_id"],  # type: ignore[arg-type]
+            "ncs_unchecked",
+            used_basic=False,
+        ),
         status="OK",
         seconds=0.000125,
         address="127.0.0.1",

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from netcalc.auth.client_secrets import is_client_id
+from netcalc.auth.token_request import ClientAuthentication
 from netcalc.metrics import TALLIES
 
 TOKEN_EVENT = "token_request"
@@ -99,13 +99,18 @@ _direct_lines: TokenLines | None = None
 
 
 def observe_token_request(
-    *, endpoint: str, client_id: str | None, status: str, seconds: float, address: str
+    *,
+    endpoint: str,
+    client: ClientAuthentication | None,
+    status: str,
+    seconds: float,
+    address: str,
 ) -> None:
     """Count and log one answered token request; never the secret or token."""
     TALLIES.token_request(endpoint, status, seconds)
     fields: dict[str, Any] = {
         "endpoint": endpoint,
-        "client_id": _loggable_id(client_id),
+        "client_id": _loggable_id(client),
         "status": status,
         "latency_ms": round(seconds * 1000, 3),
         "remote_addr": address,
@@ -116,12 +121,14 @@ def observe_token_request(
         token_log.info(TOKEN_EVENT, **fields)
 
 
-def _loggable_id(client_id: str | None) -> str | None:
+def _loggable_id(client: ClientAuthentication | None) -> str | None:
     # A caller may send anything as an id, even a secret pasted by mistake:
     # only ids of the shape netcalc issues are logged as they are.
-    if client_id is None or is_client_id(client_id):
-        return client_id
-    return f"<unrecognised, {len(client_id)} chars>"
+    if client is None:
+        return None
+    if client.id_is_ours:
+        return client.client_id
+    return f"<unrecognised, {len(client.client_id)} chars>"
 
 
 _LINE_ENCODER = json.JSONEncoder(default=repr)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from netcalc.auth.grant import GrantedToken
 from netcalc.auth.token_request import (
+    ClientAuthentication,
     TokenRequest,
     authenticate_client,
     token_request_of,
@@ -41,7 +42,7 @@ async def exchange(
     runtime = runtime_of(request)
     started = time.perf_counter()
     address = client_address(request)
-    client_id: str | None = None
+    client: ClientAuthentication | None = None
     status = "OK"
     try:
         body = await read_body(request, runtime.settings.body_limit)
@@ -50,7 +51,6 @@ async def exchange(
         client = authenticate_client(fields, header(request, b"authorization"))
         # Known before the grant_type check, so that its refusal is logged
         # with the client that sent it.
-        client_id = client.client_id
         token_request = token_request_of(fields, client)
         granted = await runtime.grant.grant(token_request, address)
     except NetcalcError as error:
@@ -62,7 +62,7 @@ async def exchange(
     finally:
         observe_token_request(
             endpoint=endpoint,
-            client_id=client_id,
+            client=client,
             status=status,
             seconds=time.perf_counter() - started,
             address=address,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from netcalc.auth.client_secrets import is_client_id, is_client_secret, secret_matches
+from netcalc.auth.client_secrets import is_client_secret, secret_matches
 from netcalc.auth.keyring import KeyRing
 from netcalc.auth.scopes import grant_scopes, parse_scope
 from netcalc.auth.signatures import TurnSigner
@@ -109,7 +109,7 @@ class ClientCredentialsGrant:
 
     async def _check_secret(self, presented: ClientAuthentication) -> ClientRecord:
         client = None
-        if is_client_id(presented.client_id):
+        if presented.id_is_ours:
             client = await self._find_client(presented.client_id)
         if client is None:
             raise CredentialsNotFound()

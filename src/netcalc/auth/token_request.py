@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import parse_qsl, unquote_plus
 
+from netcalc.auth.client_secrets import is_client_id
 from netcalc.bodies import FORM, JSON, media_type, parse_json_object, reject_duplicates
 from netcalc.errors import (
     InvalidGrantType,
@@ -34,6 +36,12 @@ class ClientAuthentication:
     client_id: str
     client_secret: str
     used_basic: bool
+
+    @cached_property
+    def id_is_ours(self) -> bool:
+        """True when the id has the shape of the ids netcalc issues; asked
+        before the credentials are looked up and again for the log line."""
+        return is_client_id(self.client_id)
 
 
 @dataclass(frozen=True)
