@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
+from netcalc.auth.client_secrets import new_client_secret
 from netcalc.auth.token_request import ClientAuthentication
 from netcalc.observe import (
     PROCESSORS,
@@ -73,6 +74,18 @@ def test_direct_lines_escape_as_structlog_does(changes: dict[str, Any]) -> None:
     assert any_time.sub("", direct) == any_time.sub("", through_structlog)
 
 
+def take_stderr(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """stderr as a server has it: nobody else has set up logging or taken
+    it. pytest sets up both only once the test runs, after its fixtures, so
+    a test sets them aside itself."""
+    stderr = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    return stderr
+
+
 @pytest.fixture
 def restore_structlog() -> Iterator[None]:
     """structlog's defaults come back after a test configures it."""
@@ -86,13 +99,7 @@ def test_level_decides_whether_the_line_is_written(
     monkeypatch: pytest.MonkeyPatch, level: str, lines: int
 ) -> None:
     """At INFO each token request writes its line; above INFO none."""
-    # As in a server: nobody else has set up logging or taken stderr. pytest
-    # sets up both only once the test runs, so they are set aside here.
-    own_stderr = io.StringIO()
-    monkeypatch.setattr("sys.stderr", own_stderr)
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", [])
-    monkeypatch.setattr(root, "level", root.level)
+    own_stderr = take_stderr(monkeypatch)
     configure_logging(level)
     observe_token_request(
         endpoint="/api/auth/token",
@@ -116,16 +123,33 @@ def test_level_decides_whether_the_line_is_written(
 
 
 @pytest.mark.usefixtures("restore_structlog")
+def test_an_id_not_shaped_as_ours_is_not_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A secret sent as the client id, as a caller might paste it, is logged
+    only as its length."""
+    own_stderr = take_stderr(monkeypatch)
+    configure_logging("INFO")
+    pasted = new_client_secret()
+    observe_token_request(
+        endpoint="/api/auth/token",
+        client=ClientAuthentication(pasted, pasted, used_basic=False),
+        status="CREDENTIALS_NOT_FOUND",
+        seconds=0.000125,
+        address="127.0.0.1",
+    )
+    written = own_stderr.getvalue()
+    assert pasted not in written
+    assert json.loads(written)["client_id"] == f"<unrecognised, {len(pasted)} chars>"
+
+
+@pytest.mark.usefixtures("restore_structlog")
 def test_warnings_and_errors_are_json_lines_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A standard library record, such as an outage's, is one JSON line with
     its time, level and logger, and its traceback inside it."""
-    own_stderr = io.StringIO()
-    monkeypatch.setattr("sys.stderr", own_stderr)
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", [])
-    monkeypatch.setattr(root, "level", root.level)
+    own_stderr = take_stderr(monkeypatch)
     configure_logging("INFO")
     try:
         raise ConnectionRefusedError(111, "Connection refused")
