@@ -17,7 +17,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from netcalc import http_head
-from netcalc.http_head import KEPT_FIELDS, checked_field
+from netcalc.http_head import KEPT_FIELDS, KEPT_HEADS, checked_field, checked_head
 from netcalc.http_limits import LimitedHttpProtocol
 from tests.support import ThreadedServer, free_port
 
@@ -209,3 +209,45 @@ def test_the_kept_fields_are_bounded() -> None:
     for number in range(KEPT_FIELDS + 10):
         checked_field((b"x-request-chosen", str(number).encode()))
     assert len(http_head._checked) <= KEPT_FIELDS
+
+
+DATE = (b"date", b"Sun, 06 Dec 2026 04:00:00 GMT")
+
+
+def test_a_checked_head_is_kept_encoded() -> None:
+    fields = [(b"Content-Type", b"application/json"), (b"content-length", b"15")]
+    head = checked_head(200, [DATE], fields)
+    assert head == (
+        b"HTTP/1.1 200 OK\r\n"
+        b"date: Sun, 06 Dec 2026 04:00:00 GMT\r\n"
+        b"content-type: application/json\r\n"
+        b"content-length: 15\r\n",
+        15,
+    )
+    assert checked_head(200, [DATE], list(fields)) is head
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b"content-length", b"0"), (b"set-cookie", b"session=secret")],
+        [(b"x-note", b"one\ntwo")],
+        [[b"content-length", b"2"]],
+        [(b"x-a", bytearray(b"b"))],
+    ],
+    ids=["session", "refused", "list", "bytearray"],
+)
+def test_heads_uvicorn_must_write_are_not_kept(fields: list[Any]) -> None:
+    kept = dict(http_head._heads)
+    assert checked_head(200, [DATE], fields) is None
+    assert http_head._heads == kept
+
+
+def test_a_status_uvicorn_has_no_line_for_is_not_kept() -> None:
+    assert checked_head(600, [DATE], [(b"content-length", b"0")]) is None
+
+
+def test_the_kept_heads_are_bounded() -> None:
+    for number in range(KEPT_HEADS + 10):
+        checked_head(200, [DATE], [(b"content-length", str(number).encode())])
+    assert len(http_head._heads) <= KEPT_HEADS

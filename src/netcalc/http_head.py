@@ -1,18 +1,20 @@
-"""Writing a response head, checking each distinct header field only once.
+"""Writing a response head, checking each distinct head only once.
 
 uvicorn checks every field of every response head against two regular
-expressions and lower-cases its name before writing it. Nearly all fields
-repeat from one response to the next: the security headers, the content
-types, the date of the current second. `CheckedHeadsCycle` keeps the
-encoded form of each field it has checked, so a repeated field costs a
-dictionary lookup. Fields that change how the connection or the body is
-written (`connection`, `transfer-encoding`) and fields it will not keep
-(`set-cookie`, whose values are sessions) are written by uvicorn itself, as
-are fields that fail the checks, so uvicorn still refuses them.
+expressions and lower-cases its name before writing it. Nearly all heads
+repeat from one response to the next: the same status, the security
+headers, the content types, the date of the current second, often the same
+length. `CheckedHeadsCycle` keeps each head it has checked, encoded, so a
+repeated head costs one dictionary lookup; a new head reuses the fields
+already checked in others. Fields that change how the connection or the
+body is written (`connection`, `transfer-encoding`) and fields it will not
+keep (`set-cookie`, whose values are sessions) are written by uvicorn
+itself, as are fields that fail the checks, so uvicorn still refuses them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 from uvicorn._types import ASGISendEvent
@@ -32,10 +34,17 @@ KEPT_FIELDS = 1024
 """How many checked fields are kept; all are dropped when it is reached, since
 some values (a redirect's location, say) come from requests."""
 
+KEPT_HEADS = 1024
+"""How many checked heads are kept; all are dropped when it is reached."""
+
 _NO_LENGTH = -1
 
 _checked: dict[Field, tuple[bytes, int]] = {}
 """Each checked field: its encoded line and, for `content-length`, its value."""
+
+_heads: dict[tuple[object, ...], tuple[bytes, int]] = {}
+"""Each checked head, by its status and fields: the status line and fields
+encoded, and the body length declared."""
 
 
 def checked_field(field: Field) -> tuple[bytes, int] | None:
@@ -77,9 +86,28 @@ _LONGEST_LENGTH = 18
 """Digits of the longest content-length kept; past that is not a real body."""
 
 
-def checked_head(status: object, fields: list[Field]) -> tuple[list[bytes], int] | None:
-    """The status line and encoded fields of a head, and its body length;
-    None if uvicorn must write this head itself."""
+def checked_head(
+    status: object, defaults: Sequence[Field], fields: Sequence[Field]
+) -> tuple[bytes, int] | None:
+    """The status line and encoded fields of a head, the server's `defaults`
+    first, and its body length; None if uvicorn must write this head itself."""
+    try:
+        key = (status, *defaults, *fields)
+        known = _heads.get(key)
+    except TypeError:
+        # A field ASGI allows but no dictionary takes: a list, a bytearray.
+        return None
+    if known is None:
+        known = _encoded_head(status, [*defaults, *fields])
+        if known is None:
+            return None
+        if len(_heads) >= KEPT_HEADS:
+            _heads.clear()
+        _heads[key] = known
+    return known
+
+
+def _encoded_head(status: object, fields: list[Field]) -> tuple[bytes, int] | None:
     line = STATUS_LINE.get(status) if type(status) is int else None
     if line is None:
         return None
@@ -92,7 +120,7 @@ def checked_head(status: object, fields: list[Field]) -> tuple[list[bytes], int]
         head.append(known[0])
         if length == _NO_LENGTH:
             length = known[1]
-    return head, length
+    return b"".join(head), length
 
 
 class CheckedHeadsCycle(RequestResponseCycle):
@@ -110,18 +138,19 @@ class CheckedHeadsCycle(RequestResponseCycle):
             return
         try:
             # Read once: ASGI allows any iterable, an iterator included.
-            fields = list(message.get("headers", ()))
+            fields = tuple(message.get("headers", ()))
         except TypeError:
             await super().send(message)
             return
-        checked = checked_head(message["status"], [*self.default_headers, *fields])
+        checked = checked_head(message["status"], self.default_headers, fields)
         if checked is None:
-            await super().send(cast(ASGISendEvent, {**message, "headers": fields}))
+            unchecked = {**message, "headers": list(fields)}
+            await super().send(cast(ASGISendEvent, unchecked))
             return
         head, length = checked
         self._write_head(head, message["status"], length)
 
-    def _write_head(self, head: list[bytes], status: int, length: int) -> None:
+    def _write_head(self, head: bytes, status: int, length: int) -> None:
         self.response_started = True
         self.waiting_for_100_continue = False
         if self.access_log:
@@ -136,8 +165,10 @@ class CheckedHeadsCycle(RequestResponseCycle):
         if length != _NO_LENGTH:
             self.expected_content_length = length
             self.chunked_encoding = False
+        # What this connection and this request add, after the kept fields.
+        added = b""
         if not self.keep_alive:
-            head.append(b"connection: close\r\n")
+            added += b"connection: close\r\n"
         if (
             self.chunked_encoding is None
             and self.scope["method"] != "HEAD"
@@ -145,6 +176,5 @@ class CheckedHeadsCycle(RequestResponseCycle):
         ):
             # Neither a length nor a framing was given: uvicorn chunks the body.
             self.chunked_encoding = True
-            head.append(b"transfer-encoding: chunked\r\n")
-        head.append(b"\r\n")
-        self.transport.write(b"".join(head))
+            added += b"transfer-encoding: chunked\r\n"
+        self.transport.write(head + added + b"\r\n")
