@@ -35,8 +35,16 @@ from netcalc.db import (
     reads_for,
     utcnow,
 )
+from netcalc.responses import JSONBody
 from netcalc.settings import Settings
-from netcalc.subnets.service import get_subnet, list_subnets, new_subnet, save_subnet
+from netcalc.subnets import routes as subnet_routes
+from netcalc.subnets.service import (
+    get_subnet,
+    json_array,
+    list_subnets,
+    new_subnet,
+    save_subnet,
+)
 from tests.support import Console
 
 T = TypeVar("T")
@@ -138,7 +146,7 @@ class EngineReads:
 async def listed(reads: Reads, owner: str) -> list[dict[str, Any]]:
     """The owner's subnets, decoded from the JSON array they are listed as."""
     subnets: list[dict[str, Any]] = orjson.loads(
-        orjson.dumps(await list_subnets(reads, owner))
+        orjson.dumps(await list_subnets(reads, owner, json_array))
     )
     return subnets
 
@@ -635,6 +643,32 @@ def test_a_kept_answer_is_shaped_once(
     answers = [asyncio.run(reads.read(statement, params, shape)) for _ in range(3)]
     assert answers == [1, 1, 1]
     assert len(shaped) == 1
+
+
+@sqlite_only
+def test_a_subnet_listing_answer_is_built_once_per_change(
+    console: Console, owner: str, saved: list[dict[str, Any]], reads: SqliteReads
+) -> None:
+    """The listing route's whole answer is kept with the rows: the same
+    answer object until a commit, then a new one that shows it."""
+
+    def answer() -> JSONBody:
+        return asyncio.run(list_subnets(reads, owner, subnet_routes._listing))
+
+    first = answer()
+    assert answer() is first
+    assert [s["id"] for s in orjson.loads(first.body)["subnets"]] == [
+        subnet["id"] for subnet in saved
+    ]
+
+    async def save_third(engine: AsyncEngine) -> dict[str, Any]:
+        network = {"network_address": "10.1.0.0", "subnet_bits": 16, "name": "third"}
+        return await save_subnet(engine, owner, new_subnet(network), limit=1000)
+
+    third = console.run(save_third)
+    changed = answer()
+    assert changed is not first
+    assert orjson.loads(changed.body)["subnets"][-1]["id"] == third["id"]
 
 
 class LockedOnce:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import bindparam, delete, func, select
@@ -21,6 +21,8 @@ from netcalc.errors import (
 )
 from netcalc.subnets.tables import subnets
 from netcalc.text import is_printable, shows_anything
+
+T = TypeVar("T")
 
 NAME_LIMIT = 100
 """Longest subnet name kept, in characters."""
@@ -131,7 +133,8 @@ def _present_row(row: Row) -> dict[str, Any]:
     return present(dict(zip(_NAMES, row, strict=True)))
 
 
-def _json_array(rows: list[Row]) -> orjson.Fragment:
+def json_array(rows: list[Row]) -> orjson.Fragment:
+    """Subnet rows as shown, encoded as one JSON array."""
     return orjson.Fragment(orjson.dumps([_present_row(row) for row in rows]))
 
 
@@ -139,14 +142,18 @@ def _present_first(rows: list[Row]) -> dict[str, Any] | None:
     return _present_row(rows[0]) if rows else None
 
 
-async def list_subnets(reads: Reads, account_id: str) -> orjson.Fragment:
-    """Every subnet the account saved, oldest first, as one JSON array.
+async def list_subnets(
+    reads: Reads, account_id: str, shape: Callable[[list[Row]], T]
+) -> T:
+    """Every subnet the account saved, oldest first, as `shape` makes them.
 
-    Encoded when the rows are read, so once per change of the database
-    rather than once per request: an account may keep a thousand subnets.
+    Shaped when the rows are read, and kept with them where reads are kept,
+    so once per change of the database rather than once per request: an
+    account may keep a thousand subnets. `json_array` shapes them as one
+    JSON array.
     """
     params = {"account_id": account_id}
-    return await reads.read(_ACCOUNT_SUBNETS, params, _json_array)
+    return await reads.read(_ACCOUNT_SUBNETS, params, shape)
 
 
 async def get_subnet(reads: Reads, account_id: str, subnet_id: str) -> dict[str, Any]:
