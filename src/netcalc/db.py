@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import asyncpg
 from sqlalchemy import BindParameter, DateTime, MetaData, Select, event
@@ -244,7 +244,7 @@ class SqliteReads:
         # Keyed by the parameters as given: a kept answer is found without
         # compiling the statement or opening anything.
         key = (statement, shape, *params.items())
-        found = self._results.get(key, _NOT_KEPT)
+        found: T = self._results.get(key, _NOT_KEPT)
         if found is _NOT_KEPT:
             query = _compiled(_SQLITE, statement)
             rows = self._connect().execute(query.sql, query.arguments(params))
@@ -252,7 +252,7 @@ class SqliteReads:
             if len(self._results) >= _KEPT_RESULTS:
                 self._results.clear()
             self._results[key] = found
-        return cast(T, found)
+        return found
 
     def _forget_if_changed(self, count: int) -> None:
         connection = self._connect()

@@ -166,23 +166,20 @@ class DirectApp(FastAPI):
         route = self._direct_route(scope)
         if route is not None:
             scope["app"] = self
-            await _send(await route.answer(self.runtime, scope, receive), send)
+            response = await route.answer(self.runtime, scope, receive)
         elif scope["type"] == "http" and scope["path"].endswith("\n"):
             # Starlette's path patterns end in `$`, which also matches before
             # a final line break: `/healthz%0A` would be served as `/healthz`.
-            await _send(error_body(NoSuchEndpoint()), send)
+            response = error_body(NoSuchEndpoint())
         else:
             await self._framework(scope, receive, send)
-
-
-async def _send(response: JSONBody, send: Send) -> None:
-    """Send a whole answer with the security headers."""
-    headers = [*response.raw_headers, *HEADERS]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": headers,
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body})
+            return
+        headers = [*response.raw_headers, *HEADERS]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
