@@ -24,7 +24,7 @@ every call instead, which is exact and cheap enough on one machine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol
 
@@ -254,8 +254,19 @@ class Revocations:
         by the announcement its transaction sent."""
         self.known.apply(message)
 
-    async def is_live(self, client_id: str, account_id: str, jti: str) -> bool:
-        """False when the token, its credentials or its account is switched off."""
-        if self.in_memory and await self._epochs.answer() <= self.known.epoch:
+    def is_live(self, client_id: str, account_id: str, jti: str) -> Awaitable[bool]:
+        """False when the token, its credentials or its account is switched off.
+
+        Not a coroutine: every account call asks, and where no announcements
+        arrive, the caller awaits the database's read itself.
+        """
+        if self.in_memory:
+            return self._is_live_in_memory(client_id, account_id, jti)
+        return token_is_live(self._reads, client_id, jti)
+
+    async def _is_live_in_memory(
+        self, client_id: str, account_id: str, jti: str
+    ) -> bool:
+        if await self._epochs.answer() <= self.known.epoch:
             return not self.known.refuses(client_id, account_id, jti)
         return await token_is_live(self._reads, client_id, jti)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,10 +104,14 @@ async def find_client(reads: Reads, client_id: str) -> ClientRecord | None:
     return await reads.read(_CLIENT_BY_ID, params, _first_client_record)
 
 
-async def token_is_live(reads: Reads, client_id: str, jti: str) -> bool:
-    """False once the token, its credentials or its account is switched off."""
+def token_is_live(reads: Reads, client_id: str, jti: str) -> Awaitable[bool]:
+    """False once the token, its credentials or its account is switched off.
+
+    Not a coroutine: every account call asks, and the caller awaits the
+    read itself.
+    """
     params = {"client_id": client_id, "jti": jti}
-    return await reads.read(_LIVENESS, params, _is_live)
+    return reads.read(_LIVENESS, params, _is_live)
 
 
 async def revoke_token(

@@ -29,7 +29,8 @@ Writer = Annotated[AccessToken, Depends(require_scope(SUBNETS_WRITE))]
 @router.get("", responses=answers.SUBNETS)
 async def list_subnets(request: Request, token: Reader) -> JSONBody:
     """The caller's saved subnets."""
-    return await _listed(runtime_of(request), token)
+    reads = runtime_of(request).reads
+    return await service.list_subnets(reads, token.account_id, _listing)
 
 
 async def list_subnets_directly(runtime: Runtime, scope: Scope) -> JSONBody:
@@ -37,10 +38,6 @@ async def list_subnets_directly(runtime: Runtime, scope: Scope) -> JSONBody:
     the busiest account call, it builds no Request and runs no dependency."""
     authorization = scope_header(scope, b"authorization")
     token = await admitted(runtime, authorization, SUBNETS_READ)
-    return await _listed(runtime, token)
-
-
-async def _listed(runtime: Runtime, token: AccessToken) -> JSONBody:
     return await service.list_subnets(runtime.reads, token.account_id, _listing)
 
 
