@@ -9,7 +9,7 @@ They leave out the kernel's share (the socket calls) and the client's, so
 they tell what each server's own code costs per request, not its rate.
 
 Each server runs with one worker under `valgrind --tool=callgrind
---instr-atstart=no`. The bench sends WARMUP requests uncounted, turns
+--instr-atstart=no`, with a fixed hash seed. The bench sends WARMUP requests uncounted, turns
 counting on (`callgrind_control -i on`), sends COUNTED requests one after
 another on one keep-alive connection, each checked to answer 200, turns it
 off and dumps the totals.
@@ -136,7 +136,11 @@ def _counted(
     valgrind.append(f"--callgrind-out-file={dumps}")
     command = [*valgrind, *command_for(port)]
     log = stem.with_suffix(".log")
-    with server(command, env, log) as process:
+    # Python salts its string hashes anew in each process, which moves where
+    # dictionary entries land and so the count, by up to 2,000 instructions
+    # a request; one fixed salt makes the counts repeat from run to run.
+    pinned = env | {"PYTHONHASHSEED": "0"}
+    with server(command, pinned, log) as process:
         health = "/" if "uvicorn" in command else "/healthz"
         wait_http(url(port, health), process, log, START_SECONDS)
         yield port, Counter(port, process.pid, dumps)
