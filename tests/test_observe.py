@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from netcalc.auth.token_request import ClientAuthentication
 from netcalc.observe import (
     PROCESSORS,
     TokenLines,
+    UtcStamps,
     configure_logging,
     observe_token_request,
 )
@@ -72,6 +74,44 @@ def test_direct_lines_escape_as_structlog_does(changes: dict[str, Any]) -> None:
     through_structlog, direct = both_lines(FIELDS | changes)
     any_time = re.compile(r'"timestamp": "[^"]*"')
     assert any_time.sub("", direct) == any_time.sub("", through_structlog)
+
+
+def structlog_stamp(nanoseconds: int) -> str:
+    """What structlog's UTC ISO stamper writes at this time since the epoch."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC)
+    moment += timedelta(microseconds=nanoseconds // 1000)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [
+        pytest.param(1_780_000_000_123_456_789, id="microseconds cut, not rounded"),
+        pytest.param(1_780_000_000_000_000_999, id="no whole microsecond"),
+        pytest.param(1_780_000_000_000_001_000, id="one microsecond"),
+        pytest.param(1_780_000_000_999_999_999, id="last microsecond of a second"),
+        pytest.param(951_782_400_500_000_000, id="leap day"),
+    ],
+)
+def test_stamps_read_as_structlogs_own(nanoseconds: int) -> None:
+    """The line's time is written as structlog writes that time."""
+    assert UtcStamps(lambda: nanoseconds).now() == structlog_stamp(nanoseconds)
+
+
+def test_stamps_follow_the_clock_into_the_next_second() -> None:
+    """A stamp of a new second is not the second before's, nor is one of the
+    same second written again."""
+    times = iter([1_780_000_000_999_000_000, 1_780_000_001_000_000_000])
+    stamps = UtcStamps(lambda: next(times))
+    assert stamps.now() == "2026-05-28T20:26:40.999000Z"
+    assert stamps.now() == "2026-05-28T20:26:41Z"
+
+
+def test_stamps_tell_the_time_now() -> None:
+    """With the system clock, a stamp falls between two reads of it."""
+    before = datetime.now(UTC)
+    stamp = datetime.fromisoformat(UtcStamps().now())
+    assert before <= stamp <= datetime.now(UTC)
 
 
 def take_stderr(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from jwt.utils import base64url_decode, base64url_encode
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
@@ -67,6 +69,22 @@ def test_token_is_an_rfc9068_jwt(
     assert claims["exp"] - claims["iat"] == 3600
     assert claims["scope"] == "subnets:read subnets:write"
     assert claims["jti"] and claims["account_id"]
+
+
+def test_token_is_written_in_canonical_base64url(
+    client: TestClient, issued: IssuedSecret
+) -> None:
+    """Each segment and the jti are unpadded base64url, each in the one
+    spelling PyJWT writes, the jti of 16 bytes."""
+    token = get_token(client, issued)
+    segments = token.encode().split(b".")
+    assert len(segments) == 3
+    for segment in segments:
+        assert re.fullmatch(rb"[A-Za-z0-9_-]+", segment)
+        assert base64url_encode(base64url_decode(segment)) == segment
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert len(base64url_decode(jti)) == 16
+    assert base64url_encode(base64url_decode(jti)).decode() == jti
 
 
 def test_token_ids_are_unique(client: TestClient, issued: IssuedSecret) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
@@ -40,6 +42,7 @@ class TokenLines:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._pending: list[str] = []
+        self._stamps = UtcStamps()
 
     def write(
         self,
@@ -50,14 +53,13 @@ class TokenLines:
         latency_ms: float,
         remote_addr: str,
     ) -> None:
-        timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         line = _TOKEN_LINE % (
             _quote(endpoint),
             "null" if client_id is None else _quote(client_id),
             _quote(status),
             latency_ms,
             _quote(remote_addr),
-            timestamp,
+            self._stamps.now(),
         )
         if not self._pending and not self._flush_at_end_of_turn():
             self._stream.write(line)
@@ -81,6 +83,34 @@ class TokenLines:
             self._stream.write("".join(self._pending))
             self._pending.clear()
             self._stream.flush()
+
+
+class UtcStamps:
+    """The time now as structlog's `TimeStamper(fmt="iso", utc=True)` writes
+    it: ISO 8601 in UTC, microseconds when there are any, then `Z`.
+
+    Formatting an aware datetime, its offset above all, cost half of the
+    whole line. The date and the time of day change once a second, so they
+    are formatted once a second; the microseconds are cut from the clock's
+    nanoseconds as `datetime.now` cuts them, rounding down.
+    """
+
+    def __init__(self, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self._clock_ns = clock_ns
+        self._second: int | None = None
+        self._to_the_second = ""
+
+    def now(self) -> str:
+        """The current time, formatted."""
+        second, nanoseconds = divmod(self._clock_ns(), 1_000_000_000)
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC).replace(tzinfo=None)
+            self._to_the_second = moment.isoformat()
+            self._second = second
+        microseconds = nanoseconds // 1000
+        if microseconds:
+            return f"{self._to_the_second}.{microseconds:06d}Z"
+        return self._to_the_second + "Z"
 
 
 _TOKEN_LINE = (
@@ -108,17 +138,25 @@ def observe_token_request(
 ) -> None:
     """Count and log one answered token request; never the secret or token."""
     TALLIES.token_request(endpoint, status, seconds)
-    fields: dict[str, Any] = {
-        "endpoint": endpoint,
-        "client_id": _loggable_id(client),
-        "status": status,
-        "latency_ms": round(seconds * 1000, 3),
-        "remote_addr": address,
-    }
+    client_id = _loggable_id(client)
+    latency_ms = round(seconds * 1000, 3)
     if _direct_lines is not None:
-        _direct_lines.write(**fields)
+        _direct_lines.write(
+            endpoint=endpoint,
+            client_id=client_id,
+            status=status,
+            latency_ms=latency_ms,
+            remote_addr=address,
+        )
     else:
-        token_log.info(TOKEN_EVENT, **fields)
+        token_log.info(
+            TOKEN_EVENT,
+            endpoint=endpoint,
+            client_id=client_id,
+            status=status,
+            latency_ms=latency_ms,
+            remote_addr=address,
+        )
 
 
 def _loggable_id(client: ClientAuthentication | None) -> str | None:

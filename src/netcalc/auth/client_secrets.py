@@ -48,7 +48,11 @@ def _base62(number: int, width: int) -> str:
 
 
 def _checksum(text: str) -> str:
-    return _base62(zlib.crc32(text.encode()), _CHECKSUM_LENGTH)
+    # _base62 of the CRC32 in six digits, written out: a CRC32 is below
+    # 62**6, so its first pair of digits is below 62**2 too.
+    high, rest = divmod(zlib.crc32(text.encode()), 62**4)
+    middle, low = divmod(rest, 62**2)
+    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
 
 def new_client_id() -> str:

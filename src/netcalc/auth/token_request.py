@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote_plus
 
 from netcalc.auth.client_secrets import is_client_id
@@ -36,12 +35,14 @@ class ClientAuthentication:
     client_id: str
     client_secret: str
     used_basic: bool
+    id_is_ours: bool = field(init=False)
+    """True when the id has the shape of the ids netcalc issues; asked
+    before the credentials are looked up and again for the log line."""
 
-    @cached_property
-    def id_is_ours(self) -> bool:
-        """True when the id has the shape of the ids netcalc issues; asked
-        before the credentials are looked up and again for the log line."""
-        return is_client_id(self.client_id)
+    def __post_init__(self) -> None:
+        # Set here, not cached on first use: every request asks, and a
+        # cached_property takes a lock each time it fills itself.
+        object.__setattr__(self, "id_is_ours", is_client_id(self.client_id))
 
 
 @dataclass(frozen=True)
