@@ -8,11 +8,11 @@ callgrind counts them exactly, the same from run to run for the same code.
 They leave out the kernel's share (the socket calls) and the client's, so
 they tell what each server's own code costs per request, not its rate.
 
-Each server runs with one worker under `valgrind --tool=callgrind
---instr-atstart=no`, with a fixed hash seed. The bench sends WARMUP requests uncounted, turns
-counting on (`callgrind_control -i on`), sends COUNTED requests one after
-another on one keep-alive connection, each checked to answer 200, turns it
-off and dumps the totals.
+Each server runs with one worker and a fixed hash seed under `valgrind
+--tool=callgrind --instr-atstart=no`. The bench sends WARMUP requests
+uncounted, turns counting on (`callgrind_control -i on`), sends COUNTED
+requests one after another on one keep-alive connection, each checked to
+answer 200, turns it off and dumps the totals.
 """
 
 from __future__ import annotations
