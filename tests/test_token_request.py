@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netcalc.auth.token_request import (
+    ClientAuthentication,
     TokenRequest,
     authenticate_client,
     basic_credentials,
@@ -215,3 +216,11 @@ def test_arbitrary_authorization_headers(header: str) -> None:
     """Any Authorization text gives credentials, None, or INVALID_REQUEST."""
     with contextlib.suppress(InvalidRequest):
         basic_credentials(header)
+
+
+def test_presented_credentials_show_no_secret_in_their_repr() -> None:
+    """A traceback or a log line that shows the credentials shows the id."""
+    secret = "ncs_" + "s" * 49
+    shown = repr(ClientAuthentication("nci_0123", secret, used_basic=False))
+    assert "nci_0123" in shown
+    assert secret not in shown

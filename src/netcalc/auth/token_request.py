@@ -33,7 +33,8 @@ class ClientAuthentication:
     """The credentials a client presented (RFC 6749 §2.3.1), not yet checked."""
 
     client_id: str
-    client_secret: str
+    # Kept out of the repr, which a traceback or a log line may show.
+    client_secret: str = field(repr=False)
     used_basic: bool
     id_is_ours: bool = field(init=False)
     """True when the id has the shape of the ids netcalc issues; asked
