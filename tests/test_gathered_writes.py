@@ -7,7 +7,7 @@ import socket
 from collections.abc import Coroutine
 from typing import Any
 
-from netcalc.http_limits import GATHER_LIMIT, GatheredWrites
+from netcalc.gathered_writes import GATHER_LIMIT, GatheredWrites
 
 
 class Peer(asyncio.Protocol):

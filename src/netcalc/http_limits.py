@@ -36,13 +36,14 @@ with `Connection: close`. uvicorn closes kept-alive connections idle for
 A connection is unused until its first request begins, and idle from the
 moment its last answer is complete, with no request read and none
 unanswered, until its next request begins. A server's unused and idle
-connections are kept in two dicts, oldest first (`Closable`), so that
+connections are kept in two dicts, oldest first (`netcalc.closable`), so that
 taking one out, putting one back and finding the oldest are each a step,
 not a scan of every connection on every request.
 
-The protocol also gathers a response's writes into one (`GatheredWrites`):
-a small answer then costs one send and one wake-up of the client, not two.
-Its response heads are written by `netcalc.http_head.CheckedHeadsCycle`.
+The protocol also gathers a response's writes into one
+(`netcalc.gathered_writes`): a small answer then costs one send and one
+wake-up of the client, not two. Its response heads are written by
+`netcalc.http_head.CheckedHeadsCycle`.
 """
 
 from __future__ import annotations
@@ -50,8 +51,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -59,6 +59,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from netcalc.closable import closable_connections
 from netcalc.db import Arrivals
 from netcalc.errors import (
     HeadersTooLarge,
@@ -71,13 +72,14 @@ from netcalc.errors import (
     UriTooLong,
     quoted,
 )
+from netcalc.gathered_writes import GatheredWrites
 from netcalc.http_head import CheckedHeadsCycle
 from netcalc.metrics import TALLIES
 from netcalc.responses import error_body
 from netcalc.security_headers import HEADERS as SECURITY_HEADERS
 from netcalc.settings import Settings, load_settings
 
-__all__ = ["ConnectionLimits", "GatheredWrites", "LimitedHttpProtocol"]
+__all__ = ["ConnectionLimits", "LimitedHttpProtocol"]
 
 FIELD_OVERHEAD = 4
 """Bytes of ': ' and CRLF around each header field, counted to the limit."""
@@ -91,9 +93,6 @@ _NOT_CHUNKED = (
     "The request's chunked body is malformed (RFC 9112 §7.1); send it again "
     "as valid chunks, or with Content-Length."
 )
-
-GATHER_LIMIT = 65536
-"""Bytes gathered into one write before it is sent without waiting."""
 
 
 @dataclass(frozen=True)
@@ -151,50 +150,6 @@ def refused_codings(codings: bytes, http_version: str) -> UnreadableBody | None:
     )
 
 
-@dataclass
-class Closable:
-    """The connections of one server that a new one may take the place of,
-    each kind oldest first: those that have sent nothing yet, then those
-    idle between requests.
-
-    Unused connections go first, so that connections opened and left
-    silent, as in a flood, make room for each other rather than push out
-    clients between their requests. Kept per server: one process may run
-    several, each on its own event loop, and a connection may only be
-    closed from its own.
-    """
-
-    unused: dict[LimitedHttpProtocol, None] = field(default_factory=dict)
-    idle: dict[LimitedHttpProtocol, None] = field(default_factory=dict)
-
-    def take_oldest(self) -> LimitedHttpProtocol | None:
-        """The connection to close for a new one, no longer counted here."""
-        for kind in (self.unused, self.idle):
-            if kind:
-                oldest = next(iter(kind))
-                del kind[oldest]
-                return oldest
-        return None
-
-    def forget(self, connection: LimitedHttpProtocol) -> None:
-        """`connection` is busy with a request, or closed."""
-        self.unused.pop(connection, None)
-        self.idle.pop(connection, None)
-
-
-_CLOSABLE: weakref.WeakKeyDictionary[ServerState, Closable] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def closable_connections(server_state: ServerState) -> Closable:
-    """The connections of one server that a new one may take the place of."""
-    closable = _CLOSABLE.get(server_state)
-    if closable is None:
-        closable = _CLOSABLE[server_state] = Closable()
-    return closable
-
-
 class Refusal:
     """An ASGI app answering every request with one error and closing."""
 
@@ -214,52 +169,6 @@ class Refusal:
         lines = [f"HTTP/1.1 {status.value} {status.phrase}".encode()]
         lines += [name + b": " + value for name, value in self.response.raw_headers]
         return b"\r\n".join([*lines, b"", self.response.body])
-
-
-class GatheredWrites:
-    """A transport that sends what one event-loop turn wrote as one write.
-
-    uvicorn writes a response's head and body separately, and on loopback
-    each write is a segment of its own, waking the client twice. Gathered,
-    they leave together at the end of the turn, or at once past
-    GATHER_LIMIT bytes; everything but `write` and `close` is the transport's.
-    """
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-        self._size = 0
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(data)
-        self._size += len(data)
-        if self._size > GATHER_LIMIT:
-            self.flush()
-
-    def flush(self) -> None:
-        """Send what is gathered, if the connection is still open."""
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
-        self._size = 0
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def is_closing(self) -> bool:
-        # Defined, not left to __getattr__: it is asked several times a
-        # request, and a failed attribute lookup costs more than the call.
-        return self._transport.is_closing()
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 class _Dropped(list[tuple[bytes, bytes]]):
