@@ -60,26 +60,13 @@ class PostgresServer:
         self._databases = 0
 
     def start(self) -> None:
+        """Start the cluster, creating it the first time: stopped, it starts
+        again with its databases, as after an outage."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o777)
         prefix = _as_postgres(self.folder)
-        subprocess.run(
-            [
-                *prefix,
-                str(self.bin / "initdb"),
-                "-D",
-                str(self.data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        if not self.data.exists():
+            self._create(prefix)
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -97,6 +84,25 @@ class PostgresServer:
                 str(self.folder / "postgres.log"),
                 "-w",
                 "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def _create(self, prefix: list[str]) -> None:
+        subprocess.run(
+            [
+                *prefix,
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
             ],
             check=True,
             capture_output=True,

@@ -142,6 +142,11 @@ class ServerProcess:
         assert self._process is not None, "the server is not running"
         return self._process.pid
 
+    @property
+    def running(self) -> bool:
+        """Whether the server was started and has not exited since."""
+        return self._process is not None and self._process.poll() is None
+
     def cli(
         self, *args: str, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:

@@ -30,6 +30,7 @@ from netcalc.outages import log_background_failure, log_unhandled
 from netcalc.responses import error_body, install_error_handlers, ok
 from netcalc.runtime import Runtime, runtime_of
 from netcalc.settings import Settings, load_settings
+from netcalc.startup import StartOutages
 from netcalc.subnets import routes as subnet_routes
 
 
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> DirectApp:
     app.runtime = Runtime.build(settings)
     app.state.public_url = settings.issuer
     install_error_handlers(app)
+    app.add_middleware(StartOutages)
     app.include_router(routes.router)
     app.include_router(oauth.router)
     app.include_router(subnets.router)

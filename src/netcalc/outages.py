@@ -1,5 +1,6 @@
 """Unexpected errors in the log: a traceback for a bug, one line a second
-for an outage, one line a try for background work during an outage.
+for an outage, one line a try for background work or a start during an
+outage.
 
 While the database or Redis cannot be reached, every request that needs it
 fails the same way, and a traceback for each buries every other line: one
@@ -129,6 +130,17 @@ def log_unhandled(method: str, path: str, error: BaseException) -> None:
         logger.error("unhandled error answering %s %r", method, path, exc_info=error)
     else:
         _outages.failed(method, path, cause)
+
+
+def log_start_outage(cause: BaseException) -> None:
+    """Log that this process cannot start serving: `cause` is the failure to
+    reach the database or Redis. One line a try, without a traceback."""
+    logger.error(
+        "netcalc could not start serving: the database or Redis cannot be "
+        "reached (%s: %s)",
+        type(cause).__name__,
+        cause,
+    )
 
 
 def log_background_failure(doing: str, error: BaseException) -> None:

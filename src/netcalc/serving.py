@@ -8,6 +8,7 @@ import ipaddress
 import os
 import socket
 import tempfile
+from typing import Any
 
 import uvicorn
 
@@ -15,6 +16,7 @@ from netcalc.http_limits import LimitedHttpProtocol
 from netcalc.metrics import FOLDER_VARIABLE
 from netcalc.observe import configure_logging
 from netcalc.settings import Settings
+from netcalc.workers import serve_workers
 
 
 def listen_host(host: str) -> str:
@@ -92,22 +94,26 @@ def _run(settings: Settings, host: str, port: int, workers: int) -> None:
     # uvicorn's own lines, such as a worker's death, are written as
     # netcalc's are, as JSON, rather than through uvicorn's plain handlers.
     configure_logging(settings.log_level)
-    uvicorn.run(
-        "netcalc.app:create_app",
-        factory=True,
-        host=listen_host(host),
-        port=port,
-        workers=workers,
-        loop="uvloop",
+    options: dict[str, Any] = {
+        "app": "netcalc.app:create_app",
+        "factory": True,
+        "host": listen_host(host),
+        "port": port,
+        "workers": workers,
+        "loop": "uvloop",
         # httptools, plus header, time and connection bounds (http_limits).
-        http=LimitedHttpProtocol,
-        access_log=False,
-        server_header=False,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        log_config=None,
+        "http": LimitedHttpProtocol,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+        "log_config": None,
         # Its own lines follow NETCALC_LOG_LEVEL too: at INFO, workers
         # starting, stopping and dying.
-        log_level=settings.log_level.lower(),
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
+        "log_level": settings.log_level.lower(),
+        "timeout_keep_alive": settings.keep_alive_seconds,
+    }
+    if workers == 1:
+        uvicorn.run(**options)
+    else:
+        serve_workers(uvicorn.Config(**options))
