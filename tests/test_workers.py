@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from starlette.types import Message
+from uvicorn.config import STARTUP_FAILURE
 
 from netcalc.app import create_app
 from netcalc.settings import Settings
@@ -174,3 +177,31 @@ def test_a_start_without_the_database_is_told_in_one_line(
         "reached (ConnectionRefusedError: "
     )
     assert DATABASE_PASSWORD not in record.getMessage()
+
+
+async def refusing_to_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app whose every start fails."""
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "not today"})
+
+
+def test_workers_that_fail_to_start_at_launch_stop_the_server_with_a_failure(
+    tmp_path: Path,
+) -> None:
+    """A process manager told to restart a server that failed sees a failure:
+    uvicorn's status for a failed start, as one worker's server exits with."""
+    serve = (
+        "import uvicorn\n"
+        "from netcalc.workers import serve_workers\n"
+        "serve_workers(uvicorn.Config('tests.test_workers:refusing_to_start',"
+        f" host='127.0.0.1', port={free_port()}, workers=2))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", serve],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == STARTUP_FAILURE, done.stderr
+    assert "failed to start, stopping the parent process" in done.stderr

@@ -17,6 +17,7 @@ others serve.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from socket import socket
 
@@ -36,8 +37,16 @@ uvicorn_logger = logging.getLogger("uvicorn.error")
 
 
 def serve_workers(config: Config) -> None:
-    """Serve with `config.workers` processes until stopped."""
-    Workers(config, [config.bind_socket()]).run()
+    """Serve with `config.workers` processes until stopped.
+
+    Exits with uvicorn's status for a failed start, as one worker's server
+    does, when a worker failed to start at launch: a process manager then
+    knows the server stopped on a failure, not when it was asked to.
+    """
+    workers = Workers(config, [config.bind_socket()])
+    workers.run()
+    if workers.failed_at_launch:
+        sys.exit(STARTUP_FAILURE)
 
 
 class Workers(Multiprocess):
@@ -47,6 +56,8 @@ class Workers(Multiprocess):
     def __init__(self, config: Config, sockets: list[socket]) -> None:
         super().__init__(config, sockets)
         self._served = False
+        self.failed_at_launch = False
+        """True once a worker failed to start before any had started."""
         self._due: dict[Process, tuple[float, float]] = {}
         """Workers that failed to start: when another takes the place of
         each, and the pause it waited."""
@@ -96,6 +107,7 @@ class Workers(Multiprocess):
                 "Child process [%s] failed to start, stopping the parent process.",
                 process.pid,
             )
+            self.failed_at_launch = True
             self.should_exit.set()
         else:
             logger.warning(
