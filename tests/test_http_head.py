@@ -61,6 +61,7 @@ ANSWERS: dict[str, tuple[int, Any, bytes]] = {
     "/str-name": (200, [("content-length", b"2")], b"ok"),
     "/huge-length": (200, [(b"content-length", b"9" * 5000)], b"ok"),
     "/list-pairs": (200, [[b"content-length", b"2"], [b"X-A", bytearray(b"b")]], b"ok"),
+    "/writable-view": (200, [(b"content-length", memoryview(bytearray(b"2")))], b"ok"),
 }
 
 

@@ -6,7 +6,9 @@ repeat from one response to the next: the same status, the security
 headers, the content types, the date of the current second, often the same
 length. `CheckedHeadsCycle` keeps each head it has checked, encoded, so a
 repeated head costs one dictionary lookup; a new head reuses the fields
-already checked in others. Fields that change how the connection or the
+already checked in others. A head is found by equality: a read-only
+memoryview of kept bytes, which ASGI does not allow and uvicorn fails on,
+is written as those bytes. Fields that change how the connection or the
 body is written (`connection`, `transfer-encoding`) and fields it will not
 keep (`set-cookie`, whose values are sessions) are written by uvicorn
 itself, as are fields that fail the checks, so uvicorn still refuses them.
@@ -56,7 +58,8 @@ def checked_field(field: Field) -> tuple[bytes, int] | None:
     """
     try:
         known = _checked.get(field)
-    except TypeError:
+    except (TypeError, ValueError):
+        # Unhashable: a list, a bytearray, a memoryview of one (ValueError).
         return None
     if known is not None:
         return known
@@ -94,8 +97,9 @@ def checked_head(
     try:
         key = (status, *defaults, *fields)
         known = _heads.get(key)
-    except TypeError:
-        # A field ASGI allows but no dictionary takes: a list, a bytearray.
+    except (TypeError, ValueError):
+        # A field ASGI allows but no dictionary takes: a list, a bytearray,
+        # a memoryview of one (ValueError).
         return None
     if known is None:
         known = _encoded_head(status, [*defaults, *fields])

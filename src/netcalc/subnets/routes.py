@@ -43,7 +43,8 @@ async def list_subnets_directly(runtime: Runtime, scope: Scope) -> JSONBody:
 
 def _listing(rows: list[Row]) -> JSONBody:
     # Kept with the rows where reads are kept (SQLite): until the database
-    # changes, every request sends this same answer, built once.
+    # changes, every request sends this same answer, built once. So nothing
+    # may change it once built: a middleware must copy its header list.
     return ok({"subnets": service.json_array(rows)})
 
 
