@@ -40,6 +40,12 @@ def postgres() -> Iterator[PostgresServer]:
     yield from _throwaway(PostgresServer, "netcalc-postgres-")
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, free to stop and start."""
+    yield from _throwaway(PostgresServer, "netcalc-postgres-")
+
+
 @pytest.fixture(scope="session")
 def redis() -> Iterator[RedisServer]:
     """A throwaway Redis server for the whole test session."""

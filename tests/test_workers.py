@@ -9,13 +9,10 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +30,6 @@ from tests.test_server import create_credentials, worker_pids
 DATABASE_PASSWORD = "database-password-not-to-log"
 SECRET_KEY = "server-secret-not-to-log-0123456789abcdef-01234"
 STARTED = "Application startup complete."
-
-
-@pytest.fixture
-def database() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this test's own, free to stop and start."""
-    # Outside pytest's folders, which the postgres user may not enter.
-    folder = Path(tempfile.mkdtemp(prefix="netcalc-postgres-"))
-    server = PostgresServer(folder)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait_for(condition: Any, server: ServerProcess, seconds: float) -> None:
@@ -93,12 +76,14 @@ def _failed_starts(server: ServerProcess) -> list[dict[str, Any]]:
 
 @pytest.mark.server
 def test_a_worker_lost_in_a_database_outage_returns_with_the_database(
-    tmp_path: Path, database: PostgresServer
+    tmp_path: Path, own_postgres: PostgresServer
 ) -> None:
     """A worker killed while PostgreSQL is down leaves the other serving and
     answering the outage's error; its replacement, failing to start, is
     tried again, each try logged in one line, until one serves."""
-    url = database.new_database().replace("postgres@", f"postgres:{DATABASE_PASSWORD}@")
+    url = own_postgres.new_database().replace(
+        "postgres@", f"postgres:{DATABASE_PASSWORD}@"
+    )
     server = ServerProcess(
         tmp_path / "server",
         workers=2,
@@ -111,7 +96,7 @@ def test_a_worker_lost_in_a_database_outage_returns_with_the_database(
         issued = create_credentials(server, "outage@example.com")
         doomed = worker_pids(server)[0]
 
-        database.stop()
+        own_postgres.stop()
         lost_at = time.time()
         os.kill(doomed, signal.SIGKILL)
         _wait_for(lambda: len(_failed_starts(server)) >= 2, server, 30)
@@ -119,7 +104,7 @@ def test_a_worker_lost_in_a_database_outage_returns_with_the_database(
         assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
         assert _token_status(server, issued) == (500, "SYSTEM_ERROR")
 
-        database.start()
+        own_postgres.start()
         _wait_for(lambda: _started_at(server) > lost_at, server, 60)
         assert len(worker_pids(server)) == 2
         assert _token_status(server, issued) == (200, "OK")
