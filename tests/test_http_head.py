@@ -225,7 +225,27 @@ def test_a_checked_head_is_kept_encoded() -> None:
         b"content-length: 15\r\n",
         15,
     )
-    assert checked_head(200, [DATE], list(fields)) is head
+    kept = http_head._heads[(200, *fields)]
+    assert checked_head(200, [DATE], list(fields)) == head
+    assert http_head._heads[(200, *fields)] is kept
+
+
+def test_a_head_is_kept_once_whatever_the_date() -> None:
+    fields = [(b"content-length", b"16"), (b"x-kept-once", b"yes")]
+    checked_head(200, [DATE], fields)
+    kept = len(http_head._heads)
+    next_second = (b"date", b"Sun, 06 Dec 2026 04:00:01 GMT")
+    head = checked_head(200, [next_second], fields)
+    assert head is not None
+    assert head[0].startswith(
+        b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Dec 2026 04:00:01 GMT\r\n"
+    )
+    assert len(http_head._heads) == kept
+
+
+def test_a_server_field_uvicorn_must_write_leaves_the_head_to_it() -> None:
+    refused = (b"x-server", b"one\r\ntwo")
+    assert checked_head(200, [refused], [(b"content-length", b"0")]) is None
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,11 @@
 uvicorn checks every field of every response head against two regular
 expressions and lower-cases its name before writing it. Nearly all heads
 repeat from one response to the next: the same status, the security
-headers, the content types, the date of the current second, often the same
-length. `CheckedHeadsCycle` keeps each head it has checked, encoded, so a
-repeated head costs one dictionary lookup; a new head reuses the fields
-already checked in others. A head is found by equality: a read-only
+headers, the content types, often the same length. `CheckedHeadsCycle`
+keeps each head it has checked, encoded, so a repeated head costs one
+dictionary lookup; a new head reuses the fields already checked in others.
+The server's date, new each second, is kept apart, so that a head is kept
+once, not once a second. A head is found by equality: a read-only
 memoryview of kept bytes, which ASGI does not allow and uvicorn fails on,
 is written as those bytes. Fields that change how the connection or the
 body is written (`connection`, `transfer-encoding`) and fields it will not
@@ -44,9 +45,8 @@ _NO_LENGTH = -1
 _checked: dict[Field, tuple[bytes, int]] = {}
 """Each checked field: its encoded line and, for `content-length`, its value."""
 
-_heads: dict[tuple[object, ...], tuple[bytes, int]] = {}
-"""Each checked head, by its status and fields: the status line and fields
-encoded, and the body length declared."""
+_heads: dict[tuple[object, ...], _KeptHead] = {}
+"""Each checked head, by its status and the app's fields."""
 
 
 def checked_field(field: Field) -> tuple[bytes, int] | None:
@@ -95,36 +95,74 @@ def checked_head(
     """The status line and encoded fields of a head, the server's `defaults`
     first, and its body length; None if uvicorn must write this head itself."""
     try:
-        key = (status, *defaults, *fields)
+        key = (status, *fields)
         known = _heads.get(key)
     except (TypeError, ValueError):
         # A field ASGI allows but no dictionary takes: a list, a bytearray,
         # a memoryview of one (ValueError).
         return None
     if known is None:
-        known = _encoded_head(status, [*defaults, *fields])
+        known = _checked_app_head(status, fields)
         if known is None:
             return None
         if len(_heads) >= KEPT_HEADS:
             _heads.clear()
         _heads[key] = known
-    return known
+    if known.server_fields is not defaults:
+        return known.written_with(defaults)
+    return known.written
 
 
-def _encoded_head(status: object, fields: list[Field]) -> tuple[bytes, int] | None:
+class _KeptHead:
+    """A checked head's status line and app fields, and the whole head as
+    last written with the server's own fields: uvicorn makes a new list of
+    them, with the date, each second."""
+
+    __slots__ = ("_fields", "_length", "_line", "server_fields", "written")
+
+    def __init__(self, line: bytes, fields: bytes, length: int) -> None:
+        self._line = line
+        self._fields = fields
+        self._length = length
+        self.server_fields: Sequence[Field] | None = None
+        self.written: tuple[bytes, int] | None = None
+
+    def written_with(self, server_fields: Sequence[Field]) -> tuple[bytes, int] | None:
+        """The whole head and its body length, None if uvicorn must write it."""
+        encoded = _encoded_fields(server_fields)
+        if encoded is None:
+            self.written = None
+        else:
+            lines, length = encoded
+            if length == _NO_LENGTH:
+                length = self._length
+            self.written = (self._line + lines + self._fields, length)
+        # Held, so never taken for a later list at the same address.
+        self.server_fields = server_fields
+        return self.written
+
+
+def _checked_app_head(status: object, fields: Sequence[Field]) -> _KeptHead | None:
     line = STATUS_LINE.get(status) if type(status) is int else None
-    if line is None:
+    encoded = _encoded_fields(fields)
+    if line is None or encoded is None:
         return None
-    head = [line]
+    return _KeptHead(line, *encoded)
+
+
+def _encoded_fields(fields: Sequence[Field]) -> tuple[bytes, int] | None:
+    """The fields' lines and the first body length declared among them;
+    None if uvicorn must write any of them."""
+    lines = []
     length = _NO_LENGTH
     for field in fields:
         known = checked_field(field)
         if known is None:
             return None
-        head.append(known[0])
+        lines.append(known[0])
         if length == _NO_LENGTH:
             length = known[1]
-    return b"".join(head), length
+    return b"".join(lines), length
 
 
 class CheckedHeadsCycle(RequestResponseCycle):
