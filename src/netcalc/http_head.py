@@ -108,9 +108,11 @@ def checked_head(
         if len(_heads) >= KEPT_HEADS:
             _heads.clear()
         _heads[key] = known
-    if known.server_fields is not defaults:
+    # One read of the pair: servers on other threads may write it meanwhile.
+    server_fields, written = known.last
+    if server_fields is not defaults:
         return known.written_with(defaults)
-    return known.written
+    return written
 
 
 class _KeptHead:
@@ -118,28 +120,28 @@ class _KeptHead:
     last written with the server's own fields: uvicorn makes a new list of
     them, with the date, each second."""
 
-    __slots__ = ("_fields", "_length", "_line", "server_fields", "written")
+    __slots__ = ("_fields", "_length", "_line", "last")
 
     def __init__(self, line: bytes, fields: bytes, length: int) -> None:
         self._line = line
         self._fields = fields
         self._length = length
-        self.server_fields: Sequence[Field] | None = None
-        self.written: tuple[bytes, int] | None = None
+        self.last: tuple[Sequence[Field] | None, tuple[bytes, int] | None]
+        self.last = (None, None)
+        """The server's fields last written with, and the whole head then."""
 
     def written_with(self, server_fields: Sequence[Field]) -> tuple[bytes, int] | None:
         """The whole head and its body length, None if uvicorn must write it."""
         encoded = _encoded_fields(server_fields)
-        if encoded is None:
-            self.written = None
-        else:
+        written = None
+        if encoded is not None:
             lines, length = encoded
             if length == _NO_LENGTH:
                 length = self._length
-            self.written = (self._line + lines + self._fields, length)
-        # Held, so never taken for a later list at the same address.
-        self.server_fields = server_fields
-        return self.written
+            written = (self._line + lines + self._fields, length)
+        # The list is held, so never taken for a later one at its address.
+        self.last = (server_fields, written)
+        return written
 
 
 def _checked_app_head(status: object, fields: Sequence[Field]) -> _KeptHead | None:
