@@ -38,15 +38,21 @@ def create_credentials(server: ServerProcess, email: str, *args: str) -> dict[st
     return result
 
 
-def get_token(server: ServerProcess, issued: dict[str, Any]) -> str:
-    response = httpx.post(
+def token_answer(server: ServerProcess, issued: dict[str, Any]) -> httpx.Response:
+    """The server's answer to a token request with the issued credentials."""
+    return httpx.post(
         server.url + "/api/auth/token",
         json={
             "client_id": issued["client_id"],
             "client_secret": issued["client_secret"],
             "grant_type": "client_credentials",
         },
+        timeout=10,
     )
+
+
+def get_token(server: ServerProcess, issued: dict[str, Any]) -> str:
+    response = token_answer(server, issued)
     assert response.status_code == 200, response.text
     return str(response.json()["token"]["access_token"])
 

@@ -25,7 +25,7 @@ from netcalc.app import create_app
 from netcalc.settings import Settings
 from tests.services import PostgresServer
 from tests.support import ServerProcess, free_port, make_settings
-from tests.test_server import create_credentials, worker_pids
+from tests.test_server import create_credentials, token_answer, worker_pids
 
 DATABASE_PASSWORD = "database-password-not-to-log"
 SECRET_KEY = "server-secret-not-to-log-0123456789abcdef-01234"
@@ -43,15 +43,7 @@ def _wait_for(condition: Any, server: ServerProcess, seconds: float) -> None:
 
 
 def _token_status(server: ServerProcess, issued: dict[str, Any]) -> tuple[int, str]:
-    answer = httpx.post(
-        server.url + "/api/auth/token",
-        json={
-            "client_id": issued["client_id"],
-            "client_secret": issued["client_secret"],
-            "grant_type": "client_credentials",
-        },
-        timeout=10,
-    )
+    answer = token_answer(server, issued)
     return answer.status_code, answer.json()["status"]
 
 
