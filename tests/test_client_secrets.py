@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netcalc.auth.client_secrets import (
     SECRET_PREFIX,
@@ -89,3 +93,12 @@ def test_keyed_hash_depends_on_key_and_matches_in_constant_time() -> None:
     assert secret_matches(KEY, secret, stored)
     assert not secret_matches(KEY, new_client_secret(), stored)
     assert not secret_matches(KEY, secret, None)
+
+
+@given(key=st.binary(max_size=200), secret=st.text(max_size=120))
+def test_keyed_hash_is_hmac_sha256(key: bytes, secret: str) -> None:
+    """Stored hashes stay RFC 2104 HMAC-SHA256, for keys shorter and longer
+    than SHA-256's block, so hashes stored before keep matching."""
+    expected = hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+    assert hash_secret(key, secret) == expected
+    assert hash_secret(key, secret) == expected

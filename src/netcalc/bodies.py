@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from netcalc.errors import InvalidRequest, quoted
 
 JSON = "application/json"
@@ -63,6 +65,9 @@ def _encoding(body: bytes) -> str:
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or InvalidRequest saying what is wrong."""
+    document = _flat_strings(body)
+    if document is not None:
+        return document
     try:
         text = body.decode(_encoding(body), "surrogatepass")
         document = _DECODER.decode(text)
@@ -70,4 +75,29 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(document, dict):
         raise InvalidRequest("The body must be a JSON object.")
+    return document
+
+
+def _flat_strings(body: bytes) -> dict[str, str] | None:
+    """The body, when it is a UTF-8 object of string fields each given once,
+    as orjson reads it; None for any other body, left to the json module.
+
+    A token request is such an object, and orjson reads it in a third of
+    the json module's time. Where the two readers differ, the json module
+    decides: orjson refuses byte order marks, UTF-16 and lone surrogates,
+    which the json module reads, and turns integers past 64 bits into
+    floats, which never pass for strings. orjson keeps the last of a
+    repeated name; but every name in the body, at any depth, is followed
+    by a colon of its own, so a body with no more colons than its object's
+    fields repeats none and nests no object.
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(document) is not dict or body.count(b":") != len(document):
+        return None
+    for value in document.values():
+        if type(value) is not str:
+            return None
     return document

@@ -30,6 +30,12 @@ from netcalc.outages import log_unhandled
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 """Headers that keep tokens and secrets out of every cache (RFC 6749 §5.1)."""
 
+NO_STORE_FIELDS = [
+    (name.lower().encode("latin-1"), value.encode("latin-1"))
+    for name, value in NO_STORE.items()
+]
+"""NO_STORE as a JSONBody sends it, encoded once for every token answer."""
+
 
 class JSONBody(Response):
     """A compact UTF-8 JSON response; cheaper than re-validating through
@@ -42,7 +48,10 @@ class JSONBody(Response):
         content: Any,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
+        *,
+        fields: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
+        """`fields` are headers already encoded, such as NO_STORE_FIELDS."""
         # Starlette's constructor serves every kind of body and media type;
         # this one always has a JSON body, whose length is always sent.
         self.status_code = status_code
@@ -52,6 +61,8 @@ class JSONBody(Response):
             (b"content-length", b"%d" % len(self.body)),
             (b"content-type", b"application/json"),
         ]
+        if fields:
+            self.raw_headers += fields
         if headers:
             self.raw_headers += [
                 (name.lower().encode("latin-1"), value.encode("latin-1"))

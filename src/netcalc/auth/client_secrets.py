@@ -17,6 +17,10 @@ import re
 import secrets
 import zlib
 from hashlib import sha256
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 CLIENT_ID_PREFIX = "nci_"
 """Marks a client id; 32 hex digits (128 random bits) follow."""
@@ -86,16 +90,30 @@ def holds_client_secret(text: str) -> bool:
 
 def hash_secret(key: bytes, secret: str) -> str:
     """The keyed hash stored for a secret (HMAC-SHA256, hex)."""
-    keyed = _keyed_hmac(key).copy()
-    keyed.update(secret.encode())
-    return keyed.hexdigest()
+    inner, outer = _keyed_states(key)
+    inner = inner.copy()
+    inner.update(secret.encode())
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
+_SHA256_BLOCK = 64
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 @functools.lru_cache(maxsize=4)
-def _keyed_hmac(key: bytes) -> hmac.HMAC:
-    # Keying an HMAC costs more than hashing a secret with it; a server has
-    # one key, so each hash starts from a copy of the keyed state.
-    return hmac.new(key, digestmod=sha256)
+def _keyed_states(key: bytes) -> tuple[HASH, HASH]:
+    # HMAC (RFC 2104) is two SHA-256 runs that each begin with one block
+    # derived from the key. A server has one key, so both runs start from
+    # copies of states that have hashed those blocks: each token request's
+    # secret then costs plain hashlib calls, a third less than copying an
+    # hmac.HMAC, whose methods are Python code around the same states.
+    if len(key) > _SHA256_BLOCK:
+        key = sha256(key).digest()
+    block = key.ljust(_SHA256_BLOCK, b"\0")
+    return sha256(block.translate(_INNER_PAD)), sha256(block.translate(_OUTER_PAD))
 
 
 def secret_matches(key: bytes, secret: str, stored_hash: str | None) -> bool:

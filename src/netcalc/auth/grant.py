@@ -32,9 +32,10 @@ from netcalc.errors import (
 ClientFinder = Callable[[str], Awaitable[ClientRecord | None]]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GrantedToken:
-    """An access token just issued, with what the response reports of it."""
+    """An access token just issued, with what the response reports of it;
+    not frozen, as ClientAuthentication is not (netcalc.auth.token_request)."""
 
     access_token: str
     expires_in: int

@@ -33,7 +33,7 @@ from netcalc.errors import (
 from netcalc.http_body import header, read_body
 from netcalc.openapi import OAUTH_TOKEN_REQUEST, TOKEN_PARAMETER, answers
 from netcalc.outages import log_unhandled
-from netcalc.responses import NO_STORE, JSONBody, OAuthProblem
+from netcalc.responses import NO_STORE, NO_STORE_FIELDS, JSONBody, OAuthProblem
 from netcalc.runtime import Runtime, runtime_of
 
 router = APIRouter()
@@ -121,15 +121,19 @@ async def introspect(request: Request) -> JSONBody:
     runtime = runtime_of(request)
     caller, token_value = await _caller_and_token(request)
     access = await _verified(runtime, token_value)
-    inactive = JSONBody({"active": False}, headers=NO_STORE)
     if access is None or access.account_id != caller.account_id:
-        return inactive
+        return _inactive()
     live = await runtime.revocations.is_live(
         access.client_id, access.account_id, access.jti
     )
     if not live:
-        return inactive
-    return JSONBody(_introspection(access), headers=NO_STORE)
+        return _inactive()
+    return JSONBody(_introspection(access), fields=NO_STORE_FIELDS)
+
+
+def _inactive() -> JSONBody:
+    """The answer for every token that is not active (RFC 7662 §2.2)."""
+    return JSONBody({"active": False}, fields=NO_STORE_FIELDS)
 
 
 def _introspection(access: AccessToken) -> dict[str, Any]:

@@ -98,10 +98,13 @@ def _is_live(rows: list[Row]) -> bool:
     return revoked_at is None and not disabled and not jti_revoked
 
 
-async def find_client(reads: Reads, client_id: str) -> ClientRecord | None:
-    """The credentials with this client id and their account's state."""
+def find_client(reads: Reads, client_id: str) -> Awaitable[ClientRecord | None]:
+    """The credentials with this client id and their account's state.
+
+    Not a coroutine, like token_is_live: every token request asks.
+    """
     params = {"client_id": client_id}
-    return await reads.read(_CLIENT_BY_ID, params, _first_client_record)
+    return reads.read(_CLIENT_BY_ID, params, _first_client_record)
 
 
 def token_is_live(reads: Reads, client_id: str, jti: str) -> Awaitable[bool]:

@@ -61,20 +61,20 @@ class FailureThrottle:
 
     async def check(self, client_id: str, address: str) -> None:
         """Raise TooManyRequests when either count is already at its limit."""
-        for limit, key in await self._recently_failed(client_id, address):
-            if not await self._counts.test(limit, key):
-                raise await self._refusal(limit, key)
-
-    async def _recently_failed(
-        self, client_id: str, address: str
-    ) -> list[tuple[RateLimitItem, str]]:
-        """The caller's keys that failed within their window: no other key
-        can be at its limit."""
         local = not self._counts.shared
         if local and not self._last_failures.any_within_window():
             # The usual case: no failure for a whole window, so no key needs
             # hashing or looking up.
-            return []
+            return
+        for limit, key in await self._recently_failed(client_id, address, local):
+            if not await self._counts.test(limit, key):
+                raise await self._refusal(limit, key)
+
+    async def _recently_failed(
+        self, client_id: str, address: str, local: bool
+    ) -> list[tuple[RateLimitItem, str]]:
+        """The caller's keys that failed within their window: no other key
+        can be at its limit."""
         keys = self._keys(client_id, address)
         if local:
             within = self._last_failures.within_window
