@@ -91,6 +91,12 @@ def oauth_form_fields(
     empty `client_secret=` beside Basic authentication is no second method.
     Raises as `parse_body` does, refusing JSON.
     """
+    # A form read here rather than through parse_body saves a call and a
+    # second pass over the fields on every request to these endpoints; the
+    # exact media type is compared first, as most clients send it bare.
+    if content_type == FORM or media_type(content_type) == FORM:
+        fields = _every_form_field(body)
+        return {name: fields[name] for name in names if fields.get(name)}
     fields = parse_body(content_type, body, names, allow_json=False)
     return {name: value for name, value in fields.items() if value}
 
@@ -109,13 +115,40 @@ def _json_fields(body: bytes, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _form_fields(body: bytes, names: tuple[str, ...]) -> dict[str, str]:
-    try:
-        text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidRequest("The form body is not valid UTF-8.") from None
-    fields = reject_duplicates(pairs)
+    fields = _every_form_field(body)
     return {name: fields[name] for name in names if name in fields}
+
+
+def _every_form_field(body: bytes) -> dict[str, str]:
+    """Every field of a form body, read as parse_qsl reads it; a field given
+    twice is refused."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise InvalidRequest("The form body is not valid UTF-8.") from None
+    # parse_qsl unquotes each name and value through several calls, which
+    # change nothing in a body without `%` or `+`, as token requests mostly
+    # are. Looked for in the text: `in` on bytes first tries its operand as
+    # an int, raising and clearing a TypeError each time.
+    if "%" in text or "+" in text:
+        return _unquoted_form_fields(text)
+    fields: dict[str, str] = {}
+    for pair in text.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            if name in fields:
+                # Refused by the general reading, which names the field.
+                return _unquoted_form_fields(text)
+            fields[name] = value
+    return fields
+
+
+def _unquoted_form_fields(text: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except ValueError:
+        raise InvalidRequest("The form body is not valid UTF-8.") from None
+    return reject_duplicates(pairs)
 
 
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
