@@ -222,4 +222,4 @@ def _merge_basic(fields: dict[str, str], basic: tuple[str, str]) -> dict[str, st
             "Send the client credentials in the Authorization header "
             "or in the body, not both."
         )
-    return fields | {"client_id": client_id, "client_secret": client_secret}
+    return dict(fields, client_id=client_id, client_secret=client_secret)
