@@ -95,7 +95,13 @@ def oauth_form_fields(
     # exact media type is compared first, as most clients send it bare.
     if content_type == FORM or media_type(content_type) == FORM:
         fields = _every_form_field(body)
-        return {name: fields[name] for name in names if fields.get(name)}
+        # A loop, not a comprehension, which would cost a function call.
+        kept = {}
+        for name in names:
+            value = fields.get(name)
+            if value:
+                kept[name] = value
+        return kept
     fields = parse_body(content_type, body, names, allow_json=False)
     return {name: value for name, value in fields.items() if value}
 
