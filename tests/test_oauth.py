@@ -25,6 +25,8 @@ from requests_oauthlib import OAuth2Session
 from starlette.exceptions import HTTPException
 
 from netcalc.resource_server import Introspection, TokenGuard
+from netcalc.responses import NO_STORE, JSONBody
+from netcalc.security_headers import HEADERS
 from tests.support import PASSWORD, ServerProcess, free_port
 
 pytestmark = pytest.mark.server
@@ -187,6 +189,20 @@ def test_success_response_shape(server: ServerProcess) -> None:
     assert response.json()["scope"] == "subnets:read"
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["pragma"] == "no-cache"
+
+
+def test_success_head_is_json_body_with_no_store(server: ServerProcess) -> None:
+    """The §5.1 answer's header fields are JSONBody's with NO_STORE, then the
+    security headers, in that order and spelling."""
+    response = oauth_token(server, credentials(server))
+    assert response.status_code == 200
+    expected = JSONBody(response.json(), headers=NO_STORE).raw_headers + HEADERS
+    served = [
+        (name.lower(), value)
+        for name, value in response.headers.raw
+        if name.lower() not in (b"date", b"server")
+    ]
+    assert served == expected
 
 
 def _error(response: httpx.Response) -> tuple[int, str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
-from urllib.parse import quote_plus
+from collections.abc import Callable
+from urllib.parse import parse_qsl, quote_plus, unquote_plus
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from netcalc.auth.token_request import (
@@ -16,9 +18,11 @@ from netcalc.auth.token_request import (
     TokenRequest,
     authenticate_client,
     basic_credentials,
+    oauth_form_fields,
     parse_body,
     token_request_of,
 )
+from netcalc.bodies import media_type, reject_duplicates
 from netcalc.errors import (
     InvalidGrantType,
     InvalidRequest,
@@ -224,3 +228,237 @@ def test_presented_credentials_show_no_secret_in_their_repr() -> None:
     shown = repr(ClientAuthentication("nci_0123", secret, used_basic=False))
     assert "nci_0123" in shown
     assert secret not in shown
+
+
+# The readings below are the plain ones the token endpoints are held to:
+# parse_qsl, base64.b64decode and unquote_plus applied as the RFCs word it,
+# with no shortcut. The endpoints' own readings must agree with them on
+# every body and header, in result or in the error raised.
+
+
+def _plain_form_fields(body: bytes, names: tuple[str, ...]) -> dict[str, str]:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("The form body is not valid UTF-8.") from None
+    fields = reject_duplicates(pairs)
+    return {name: fields[name] for name in names if name in fields}
+
+
+def _plain_oauth_form_fields(
+    content_type: str | None, body: bytes, names: tuple[str, ...]
+) -> dict[str, str]:
+    if media_type(content_type) != FORM:
+        raise MissingHeader("Send the body as application/x-www-form-urlencoded.")
+    fields = _plain_form_fields(body, names)
+    return {name: value for name, value in fields.items() if value}
+
+
+def _plain_basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    if authorization is None:
+        return None
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        client_id, separator, secret = decoded.partition(":")
+        if not separator:
+            raise ValueError("no colon")
+        return (
+            unquote_plus(client_id, errors="strict"),
+            unquote_plus(secret, errors="strict"),
+        )
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("The Basic authorization header is malformed.") from None
+
+
+def _plain_authentication(
+    fields: dict[str, str], authorization: str | None
+) -> tuple[str, str, bool]:
+    basic = _plain_basic_credentials(authorization)
+    if basic is not None:
+        client_id, client_secret = basic
+        body_id = fields.get("client_id")
+        if "client_secret" in fields or body_id not in (None, client_id):
+            raise InvalidRequest(
+                "Send the client credentials in the Authorization header "
+                "or in the body, not both."
+            )
+        fields = fields | {"client_id": client_id, "client_secret": client_secret}
+    if not fields.get("client_id") or not fields.get("client_secret"):
+        raise MissingCredentials()
+    return fields["client_id"], fields["client_secret"], basic is not None
+
+
+def _authentication(
+    fields: dict[str, str], authorization: str | None
+) -> tuple[str, str, bool]:
+    client = authenticate_client(fields, authorization)
+    return client.client_id, client.client_secret, client.used_basic
+
+
+def outcome(read: Callable[..., object], *arguments: object) -> object:
+    """What `read` returns, a dict as its items in order, or the class and
+    message of the netcalc error it raises."""
+    try:
+        result = read(*arguments)
+    except NetcalcError as error:
+        return type(error), error.message
+    if isinstance(result, dict):
+        return list(result.items())
+    return result
+
+
+PLAIN_PIECES = st.sampled_from(
+    ["a", "x", "client_credentials", "é", "漢", "🔑", " ", "+", ";", "\x00"]
+).map(str.encode)
+"""Text with no escape in it, plus signs and separators that are not `&` too."""
+
+ESCAPES = st.sampled_from(
+    ["%", "%2", "%20", "%2B", "%3D", "%26", "%zz", "%C3%A9", "%ff", "%C3"]
+).map(str.encode)
+"""Percent-escapes, good, broken and of bytes that are not UTF-8."""
+
+BROKEN_UTF8 = st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xc0\xaf"])
+
+TEXT_PIECES = st.one_of(
+    st.lists(PLAIN_PIECES, max_size=4),
+    st.lists(st.one_of(PLAIN_PIECES, ESCAPES, BROKEN_UTF8), max_size=4),
+).map(b"".join)
+
+FORM_FIELDS = st.tuples(
+    st.one_of(
+        st.sampled_from([b"client_id", b"client_secret", b"scope", b"", b"a b"]),
+        TEXT_PIECES,
+    ),
+    st.sampled_from([b"=", b"", b"=="]),
+    TEXT_PIECES,
+).map(b"".join)
+
+FORM_BODIES = st.one_of(
+    st.tuples(
+        st.lists(FORM_FIELDS, max_size=5),
+        st.sampled_from([b"&", b"&&", b";", b"&;"]),
+    ).map(lambda parts: parts[1].join(parts[0])),
+    st.lists(
+        st.one_of(PLAIN_PIECES, ESCAPES, BROKEN_UTF8, st.sampled_from([b"=", b"&"])),
+        max_size=24,
+    ).map(b"".join),
+    st.binary(max_size=64),
+)
+"""Bodies of fields, bodies of loose pieces, and any bytes."""
+
+FORM_TYPES = st.sampled_from(
+    [FORM, f"{FORM}; charset=utf-8", FORM.upper(), f" {FORM} ", JSON, None, "text/x"]
+)
+
+FIELD_NAMES = st.sampled_from(
+    [
+        ("client_id", "client_secret", "grant_type", "scope"),
+        ("client_id", "client_secret", "token", "token_type_hint"),
+        ("client_id", "", "a b", "a+b", "scope"),
+    ]
+)
+
+
+@settings(max_examples=1000)
+@given(FORM_TYPES, FORM_BODIES, FIELD_NAMES)
+@example(FORM, b"grant_type=client_credentials", ("grant_type",))
+@example(FORM, b"scope=a&scope=b", ("grant_type",))
+@example(FORM, b"client_id=a+b&scope=%7e", ("client_id", "scope"))
+@example(FORM, b"client_id=a+b", ("client_id",))
+@example(FORM, b"a=1;b=2&&=&c", ("a", "b", "a=1;b", "", "c"))
+def test_oauth_form_fields_read_as_parse_qsl_reads_them(
+    content_type: str | None, body: bytes, names: tuple[str, ...]
+) -> None:
+    """The RFC 6749 endpoints read a form's named, non-empty fields, in order,
+    and refuse its errors exactly as parse_qsl with strict UTF-8 does."""
+    expected = outcome(_plain_oauth_form_fields, content_type, body, names)
+    assert outcome(oauth_form_fields, content_type, body, names) == expected
+
+
+@settings(max_examples=1000)
+@given(FORM_BODIES, FIELD_NAMES)
+@example(b"client_id=&client_id=", ("client_id",))
+@example(b"scope=", ("scope",))
+@example(b"a=1&&", ("", "a"))
+def test_form_bodies_read_as_parse_qsl_reads_them(
+    body: bytes, names: tuple[str, ...]
+) -> None:
+    """parse_body reads a form's named fields, empty ones kept, and refuses its
+    errors exactly as parse_qsl with strict UTF-8 does."""
+    expected = outcome(_plain_form_fields, body, names)
+    assert outcome(parse_body, FORM, body, names) == expected
+
+
+BASIC_PAIRS = st.tuples(
+    TEXT_PIECES, st.sampled_from([b":", b"", b"::"]), TEXT_PIECES
+).map(b"".join)
+
+BASIC_PAYLOADS = st.one_of(
+    BASIC_PAIRS.map(lambda pair: base64.b64encode(pair).decode()),
+    # Padding cut or added, and characters base64 does not know, spliced in.
+    st.tuples(
+        BASIC_PAIRS.map(lambda pair: base64.b64encode(pair).decode()),
+        st.sampled_from(["", "=", "==", "===", "!", " ", "-", "_", "é", "\n"]),
+        st.integers(min_value=-4, max_value=4),
+    ).map(lambda parts: parts[0][: len(parts[0]) + parts[2]] + parts[1]),
+    st.text(max_size=24),
+)
+
+BASIC_HEADERS = st.one_of(
+    st.none(),
+    st.tuples(
+        st.sampled_from(["", " ", "\t", "\u00a0"]),
+        st.sampled_from(["Basic", "basic", "BASIC", "bAsIc", "Bearer", "Basics", ""]),
+        st.sampled_from([" ", "  ", "\t", ""]),
+        BASIC_PAYLOADS,
+        st.sampled_from(["", " ", "\t ", "\u00a0"]),
+    ).map("".join),
+    st.text(max_size=40),
+)
+
+
+@settings(max_examples=2000)
+@given(BASIC_HEADERS)
+@example("Basic " + base64.b64encode(b"nci_0123:ncs_secret").decode())
+@example("Basic " + base64.b64encode(b"a%3Ab+c:%2B%25").decode())
+@example("basic   " + base64.b64encode(b"id:s").decode() + "  ")
+@example("Basic " + base64.b64encode(b"id:s").decode()[:-1])
+@example("Basic " + base64.b64encode(b"\xc3\xa9:\xc3\xa9").decode())
+def test_basic_credentials_decode_as_b64decode_and_unquote_plus(
+    authorization: str | None,
+) -> None:
+    """A Basic header gives the id and secret, None, or the malformed-header
+    refusal exactly as strict base64 then unquote_plus on each part do."""
+    expected = outcome(_plain_basic_credentials, authorization)
+    assert outcome(basic_credentials, authorization) == expected
+
+
+BODY_CREDENTIALS = st.dictionaries(
+    st.sampled_from(["client_id", "client_secret", "grant_type"]),
+    st.sampled_from(["", "id", "other", "secret"]),
+)
+
+BASIC_CREDENTIALS = st.one_of(
+    st.none(),
+    st.tuples(
+        st.sampled_from(["", "id", "other", "i+d", "%69d"]),
+        st.sampled_from(["", "secret", "s+%2B"]),
+    ).map(lambda pair: "Basic " + base64.b64encode(":".join(pair).encode()).decode()),
+)
+
+
+@settings(max_examples=500)
+@given(BODY_CREDENTIALS, BASIC_CREDENTIALS)
+@example({"client_id": "id"}, "Basic " + base64.b64encode(b"id:secret").decode())
+@example({"client_id": "other"}, "Basic " + base64.b64encode(b"id:secret").decode())
+def test_basic_and_body_credentials_merge_as_plain_readings_do(
+    fields: dict[str, str], authorization: str | None
+) -> None:
+    """Basic credentials join the body's fields, or are refused beside body
+    credentials, exactly as a plain merge of the two readings does."""
+    expected = outcome(_plain_authentication, fields, authorization)
+    assert outcome(_authentication, fields, authorization) == expected
