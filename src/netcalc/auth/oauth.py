@@ -43,12 +43,6 @@ Answer = TypeVar("Answer", bound=Response)
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 """Client authentication methods every endpoint accepts (RFC 6749 §2.3.1)."""
 
-_NO_STORE_FIELDS = tuple(
-    (name.lower().encode("latin-1"), value.encode("latin-1"))
-    for name, value in NO_STORE.items()
-)
-"""NO_STORE as JSONBody encodes it, encoded once rather than per token."""
-
 
 def _rfc6749_answers(
     route: Callable[[Request], Awaitable[Answer]],
@@ -86,9 +80,7 @@ async def token(request: Request) -> JSONBody:
         "expires_in": granted.expires_in,
         "scope": " ".join(granted.scopes),
     }
-    answer = JSONBody(body)
-    answer.raw_headers += _NO_STORE_FIELDS
-    return answer
+    return JSONBody(body, fields=NO_STORE_FIELDS)
 
 
 async def _caller_and_token(request: Request) -> tuple[ClientRecord, str]:
