@@ -19,7 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
+from netcalc.auth import oauth
+from netcalc.responses import OAUTH_PATHS
 from netcalc.security_headers import HEADERS as SECURITY_HEADERS
 from tests.support import ServerProcess
 
@@ -513,6 +516,45 @@ def test_a_head_a_proxy_could_read_otherwise_is_refused(
     if message is not None:
         body = json.loads(rest.partition(b"\r\n\r\n")[2])
         assert body == {"status": "INVALID_REQUEST", "message": message}
+
+
+@pytest.mark.parametrize("path", sorted(OAUTH_PATHS))
+def test_two_authorizations_at_rfc6749_endpoints_answer_in_their_shape(
+    bounded: ServerProcess, path: str
+) -> None:
+    """RFC 6749 §5.2: the standard endpoints answer `invalid_request` for a
+    head with two Authorization fields, though it is refused before the
+    endpoint reads it."""
+    fields = (b"Authorization: Basic eDp5", b"Authorization: Bearer x")
+    form = b"Content-Type: application/x-www-form-urlencoded"
+    data = request(b"POST", path.encode(), form, *fields, body=b"token=x")
+    head, _, body = exchange(bounded, data).partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400"
+    assert b"\r\ncache-control: no-store" in head.lower()
+    assert json.loads(body) == {
+        "error": "invalid_request",
+        "error_description": "Send at most one Authorization header.",
+    }
+
+
+def test_size_refusals_at_rfc6749_endpoints_keep_their_shape(
+    bounded: ServerProcess,
+) -> None:
+    """A head too large is refused alike at every path, as it may be before
+    the path is read."""
+    big = b"X-Big: " + b"a" * 17_000
+    data = request(b"POST", b"/oauth2/token", big, body=b"grant_type=x")
+    assert answer(exchange(bounded, data)) == (431, "REQUEST_TOO_LARGE")
+
+
+def test_rfc6749_paths_are_the_oauth_routes() -> None:
+    """The refusals' list of RFC 6749 endpoints is the OAuth router's."""
+    posted = {
+        route.path
+        for route in oauth.router.routes
+        if isinstance(route, APIRoute) and "POST" in route.methods
+    }
+    assert posted == OAUTH_PATHS
 
 
 def chunked(target: bytes, body: bytes, *, head: bytes, trailer: bytes) -> bytes:

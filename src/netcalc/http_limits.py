@@ -75,7 +75,7 @@ from netcalc.errors import (
 from netcalc.gathered_writes import GatheredWrites
 from netcalc.http_head import CheckedHeadsCycle
 from netcalc.metrics import TALLIES
-from netcalc.responses import error_body
+from netcalc.responses import OAUTH_PATHS, JSONBody, error_body, oauth_error_body
 from netcalc.security_headers import HEADERS as SECURITY_HEADERS
 from netcalc.settings import Settings, load_settings
 
@@ -151,17 +151,27 @@ def refused_codings(codings: bytes, http_version: str) -> UnreadableBody | None:
 
 
 class Refusal:
-    """An ASGI app answering every request with one error and closing."""
+    """An ASGI app answering every request with one error and closing.
+
+    A head refused for its fields, such as two Authorization fields, is an
+    invalid request to the endpoint it names, and the RFC 6749 endpoints
+    answer those in their own shape (§5.2). Refusals for size, time or
+    load keep one shape everywhere: most come before the path is known.
+    """
 
     def __init__(self, error: NetcalcError) -> None:
-        self.response = error_body(error)
-        self.response.headers["Connection"] = "close"
-        self.response.raw_headers.extend(SECURITY_HEADERS)
+        self.response = _closing(error_body(error))
+        self._oauth_response = self.response
+        if isinstance(error, InvalidRequest):
+            self._oauth_response = _closing(oauth_error_body(error))
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        await self.response(scope, receive, send)  # type: ignore[arg-type]
+        response = self.response
+        if scope["type"] == "http" and scope["path"] in OAUTH_PATHS:
+            response = self._oauth_response
+        await response(scope, receive, send)  # type: ignore[arg-type]
 
     def raw(self) -> bytes:
         """The answer as HTTP/1.1 bytes, for writing outside any request."""
@@ -169,6 +179,12 @@ class Refusal:
         lines = [f"HTTP/1.1 {status.value} {status.phrase}".encode()]
         lines += [name + b": " + value for name, value in self.response.raw_headers]
         return b"\r\n".join([*lines, b"", self.response.body])
+
+
+def _closing(response: JSONBody) -> JSONBody:
+    response.headers["Connection"] = "close"
+    response.raw_headers.extend(SECURITY_HEADERS)
+    return response
 
 
 class _Dropped(list[tuple[bytes, bytes]]):
@@ -322,9 +338,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         if error is not None:
             self.app = Refusal(error)
-            # httptools cannot split a URL over 64 KiB and would answer a
-            # 400; the refusal needs no URL.
-            self.url = b"/"
+            if not isinstance(error, InvalidRequest):
+                # httptools cannot split a URL over 64 KiB and would answer
+                # a 400; a refusal for size needs no URL. One for the
+                # fields keeps it, to answer in its endpoint's shape.
+                self.url = b"/"
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:

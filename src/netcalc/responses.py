@@ -108,6 +108,11 @@ def oauth_status(error: type[NetcalcError]) -> int:
     return 400
 
 
+OAUTH_PATHS = frozenset({"/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"})
+"""The endpoints whose errors are answered as RFC 6749 §5.2 says, even the
+ones the server refuses before the request reaches them (`http_limits`)."""
+
+
 OAUTH_CHALLENGE = 'Basic realm="netcalc"'
 """The challenge of an invalid_client answer (RFC 6749 §5.2)."""
 
