@@ -44,7 +44,7 @@ def read_token_request(
     content_type: str | None, body: bytes, authorization: str | None
 ) -> TokenRequest:
     """A token request read in the steps and order the token endpoints take."""
-    fields = parse_body(content_type, body, allow_json=True)
+    fields = parse_body(content_type, body)
     return token_request_of(fields, authenticate_client(fields, authorization))
 
 
