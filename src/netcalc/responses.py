@@ -73,9 +73,17 @@ class JSONBody(Response):
         return orjson.dumps(content)
 
 
-def ok(payload: dict[str, Any] | None = None, **headers: str) -> JSONBody:
-    """The contract's success body: `status` OK plus the payload."""
-    return JSONBody({"status": "OK", **(payload or {})}, headers=headers or None)
+def ok(
+    payload: dict[str, Any] | None = None,
+    *,
+    fields: list[tuple[bytes, bytes]] | None = None,
+    **headers: str,
+) -> JSONBody:
+    """The contract's success body: `status` OK plus the payload; `fields`
+    are headers already encoded, as JSONBody takes them."""
+    return JSONBody(
+        {"status": "OK", **(payload or {})}, headers=headers or None, fields=fields
+    )
 
 
 def error_body(error: NetcalcError) -> JSONBody:

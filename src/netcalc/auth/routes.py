@@ -9,7 +9,7 @@ from netcalc.auth.exchange import exchange
 from netcalc.auth.keys import KEY_SET_MAX_AGE
 from netcalc.auth.token_request import parse_body
 from netcalc.openapi import TOKEN_REQUEST, answers
-from netcalc.responses import NO_STORE_FIELDS, JSONBody
+from netcalc.responses import NO_STORE_FIELDS, JSONBody, ok
 from netcalc.runtime import runtime_of
 
 router = APIRouter()
@@ -26,7 +26,7 @@ async def token_endpoint(request: Request) -> JSONBody:
     }
     if token_request.scope:
         token["scope"] = " ".join(granted.scopes)
-    return JSONBody({"status": "OK", "token": token}, fields=NO_STORE_FIELDS)
+    return ok({"token": token}, fields=NO_STORE_FIELDS)
 
 
 @router.get("/.well-known/jwks.json", responses=answers.KEY_SET)
